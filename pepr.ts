@@ -1,0 +1,4 @@
+import { PeprModule } from "pepr";
+import cfg from "./package.json";
+
+new PeprModule(cfg, []);
