@@ -1,0 +1,95 @@
+// The admission replicas' view of the cluster: namespaces, subnets and leases, cached by watches,
+// plus one allocator per subnet rebuilt from the leases. The apiserver stays the truth:
+// an allocator only proposes candidates, the lease Create (409 on a taken name) decides.
+import { K8s, kind } from "kubernetes-fluent-client";
+import { Log } from "pepr";
+import { MacvlanLease, MacvlanSubnet } from "./k8s/kinds";
+import { Informer } from "./k8s/informer";
+import { isNotFound } from "./k8s/errors";
+import { Allocator, allocatorFromLeases, observeLease } from "./pods/allocators";
+import { NamespaceInfo } from "../lib/selection";
+import { ownerKey } from "../lib/owner";
+
+interface PoolEntry {
+  generation: number;
+  allocator: Allocator;
+}
+
+export class ClusterState {
+  readonly namespaces = new Informer(kind.Namespace);
+  readonly subnets = new Informer(MacvlanSubnet);
+  readonly leases = new Informer(MacvlanLease);
+  readonly #pools = new Map<string, PoolEntry>();
+  readonly #byOwner = new Map<string, string>();
+
+  constructor() {
+    this.leases.onChange((lease, phase) => {
+      const owner = lease.spec?.owner;
+      if (owner) {
+        if (phase === "DELETED") this.#byOwner.delete(ownerKey(owner));
+        else this.#byOwner.set(ownerKey(owner), lease.metadata!.name!);
+      }
+      const entry = this.#pools.get(lease.spec?.subnet ?? "");
+      if (!entry) return;
+      if (phase === "DELETED") entry.allocator.forget(lease.spec!.ip);
+      else observeLease(entry.allocator, lease);
+    });
+    this.subnets.onChange((subnet, phase) => {
+      const name = subnet.metadata!.name!;
+      const entry = this.#pools.get(name);
+      if (phase === "DELETED" || (entry && entry.generation !== subnet.metadata?.generation)) {
+        this.#pools.delete(name);
+      }
+    });
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.namespaces.start(), this.subnets.start(), this.leases.start()]);
+    Log.info("pepr-macvlan: namespace, subnet and lease caches are ready");
+  }
+
+  /** A namespace's labels; read through on a cache miss (namespace and pod in one apply). */
+  async namespace(name: string): Promise<NamespaceInfo | undefined> {
+    let ns = this.namespaces.get(name);
+    if (!ns) {
+      try {
+        ns = await K8s(kind.Namespace).Get(name);
+        this.namespaces.upsert(ns);
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+    }
+    return { name, labels: ns.metadata?.labels ?? {} };
+  }
+
+  async subnet(name: string): Promise<MacvlanSubnet | undefined> {
+    const cached = this.subnets.get(name);
+    if (cached) return cached;
+    try {
+      const subnet = await K8s(MacvlanSubnet).Get(name);
+      this.subnets.upsert(subnet);
+      return subnet;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  allocator(subnet: MacvlanSubnet): Allocator {
+    const name = subnet.metadata!.name!;
+    const generation = subnet.metadata?.generation ?? 0;
+    let entry = this.#pools.get(name);
+    if (!entry || entry.generation !== generation) {
+      const leases = this.leases.list().filter(l => l.spec?.subnet === name);
+      entry = { generation, allocator: allocatorFromLeases(subnet, leases) };
+      this.#pools.set(name, entry);
+    }
+    return entry.allocator;
+  }
+
+  leaseByOwner(key: string): MacvlanLease | undefined {
+    const name = this.#byOwner.get(key);
+    return name ? this.leases.get(name) : undefined;
+  }
+}

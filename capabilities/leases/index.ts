@@ -1,0 +1,11 @@
+import { Capability } from "pepr";
+import { startResyncLoop } from "./resync";
+import { processRole } from "../../lib/mode";
+
+export const Leases = new Capability({
+  name: "macvlan-leases",
+  description:
+    "Repairs drift between leases, pods, NADs and subnet status, at start and every minute",
+});
+
+if (processRole() === "watcher") startResyncLoop();

@@ -1,0 +1,91 @@
+// Keeps `<svc>-macvlan` and its EndpointSlice in step with the ready pods a Service selects.
+import { a, K8s, Log } from "pepr";
+import { ANN_EXPOSE, ANN_IP } from "../../lib/names";
+import {
+  macvlanServiceName,
+  PodView,
+  renderEndpointSlice,
+  renderHeadlessService,
+  selects,
+  ServiceView,
+} from "../../lib/render/endpoints";
+import { isNotFound } from "../k8s/errors";
+
+const isExposed = (svc: a.Service) => svc.metadata?.annotations?.[ANN_EXPOSE] === "true";
+
+function serviceView(svc: a.Service): ServiceView {
+  return {
+    name: svc.metadata!.name!,
+    namespace: svc.metadata!.namespace!,
+    uid: svc.metadata!.uid!,
+    selector: svc.spec?.selector ?? {},
+    ports: (svc.spec?.ports ?? []).map(p => ({
+      name: p.name,
+      port: p.port,
+      protocol: p.protocol,
+      targetPort: p.targetPort as number | string | undefined,
+    })),
+  };
+}
+
+export function podView(pod: a.Pod): PodView {
+  return {
+    name: pod.metadata!.name!,
+    namespace: pod.metadata!.namespace!,
+    uid: pod.metadata!.uid!,
+    labels: pod.metadata?.labels ?? {},
+    ip: pod.metadata?.annotations?.[ANN_IP],
+    ready:
+      !pod.metadata?.deletionTimestamp &&
+      (pod.status?.conditions ?? []).some(c => c.type === "Ready" && c.status === "True"),
+    nodeName: pod.spec?.nodeName,
+    containerPorts: (pod.spec?.containers ?? []).flatMap(c =>
+      (c.ports ?? []).map(p => ({
+        name: p.name,
+        containerPort: p.containerPort,
+        protocol: p.protocol,
+      })),
+    ),
+  };
+}
+
+/** Service created, changed or deleted: render (or remove) its macvlan twin. */
+export async function reconcileService(svc: a.Service): Promise<void> {
+  const ns = svc.metadata!.namespace!;
+  const name = macvlanServiceName(svc.metadata!.name!);
+  let current: a.Service | undefined;
+  try {
+    current = await K8s(a.Service, { namespace: ns }).Get(svc.metadata!.name!);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  if (!current || current.metadata?.deletionTimestamp || !isExposed(current)) {
+    // Owner references clean up after a deleted Service; an un-annotated one we clean ourselves.
+    if (current) {
+      await K8s(a.EndpointSlice, { namespace: ns }).Delete(name);
+      await K8s(a.Service, { namespace: ns }).Delete(name);
+    }
+    return;
+  }
+  const view = serviceView(current);
+  const pods = (await K8s(a.Pod, { namespace: ns }).Get()).items.map(podView);
+  const family = pods.find(p => p.ip)?.ip?.includes(":") ? "IPv6" : "IPv4";
+  await K8s(a.Service).Apply(renderHeadlessService(view) as a.Service, { force: true });
+  await K8s(a.EndpointSlice).Apply(
+    renderEndpointSlice(view, pods, family) as unknown as a.EndpointSlice,
+    { force: true },
+  );
+  Log.debug(`service ${ns}/${name} rendered`);
+}
+
+/** A pod changed: refresh the exposed Services in its namespace that select it. */
+export async function refreshServicesFor(pod: a.Pod): Promise<void> {
+  if (!pod.metadata?.annotations?.[ANN_IP]) return;
+  const ns = pod.metadata!.namespace!;
+  const services = await K8s(a.Service, { namespace: ns }).Get();
+  for (const svc of services.items) {
+    if (isExposed(svc) && selects(svc.spec?.selector ?? {}, pod.metadata?.labels ?? {})) {
+      await reconcileService(svc);
+    }
+  }
+}

@@ -1,0 +1,178 @@
+// Keeps a subnet's NADs, status and finalizer true to its leases (watcher side).
+import { a, K8s, Log, PeprMutateRequest } from "pepr";
+import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
+import { describe, isNotFound } from "../k8s/errors";
+import { emitEvent, subnetTarget } from "../k8s/events";
+import { ensureNad, pruneNads } from "./nads";
+import { recordSubnetCounts } from "../metrics";
+import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
+import { Condition, MacvlanSubnetStatus } from "../../crds/types";
+import { usablePool } from "../../lib/ipam";
+
+/** Admission: every subnet carries our finalizer, so deletion waits for its leases. */
+export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
+  if (req.Raw.metadata?.deletionTimestamp) return;
+  const finalizers = req.Raw.metadata?.finalizers ?? [];
+  if (!finalizers.includes(SUBNET_FINALIZER))
+    req.Merge({ metadata: { finalizers: [...finalizers, SUBNET_FINALIZER] } });
+}
+
+export async function reconcileSubnetByName(name: string): Promise<void> {
+  try {
+    await reconcileSubnet(await K8s(MacvlanSubnet).Get(name));
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+}
+
+export async function reconcileSubnet(subnet: MacvlanSubnet): Promise<void> {
+  const name = subnet.metadata!.name!;
+  const leases = (await K8s(MacvlanLease).WithLabel(LABEL_SUBNET, name).Get()).items;
+  if (subnet.metadata?.deletionTimestamp) {
+    await finishDeletion(subnet, leases);
+    return;
+  }
+  const users = new Set(
+    leases.map(l => l.metadata?.labels?.[LABEL_POD_NAMESPACE] ?? l.spec?.podRef?.namespace ?? ""),
+  );
+  const labelled = await K8s(a.Namespace).WithLabel(LABEL_SUBNET, name).Get();
+  for (const ns of labelled.items) users.add(ns.metadata!.name!);
+  users.delete("");
+  for (const ns of users) {
+    if (!(await namespaceExists(ns))) continue;
+    await ensureNad(subnet, ns);
+  }
+  const removed = await pruneNads(name, users);
+  if (removed.length) {
+    await emitEvent(
+      subnetTarget(subnet),
+      "Normal",
+      "NadRemoved",
+      `removed the unused NAD from ${removed.join(", ")}`,
+    );
+  }
+  await writeStatus(subnet, leases);
+}
+
+async function namespaceExists(name: string): Promise<boolean> {
+  try {
+    const ns = await K8s(a.Namespace).Get(name);
+    return !ns.metadata?.deletionTimestamp;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
+export function countStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): MacvlanSubnetStatus {
+  const generation = subnet.metadata?.generation;
+  let total = 0n;
+  let problem: string | undefined;
+  try {
+    total = usablePool(subnet.metadata!.name!, subnet.spec!).total;
+  } catch (e) {
+    problem = describe(e);
+  }
+  const allocated = leases.filter(l => l.status?.phase !== "Released").length;
+  const free = total > BigInt(allocated) ? total - BigInt(allocated) : 0n;
+  const ready: Omit<Condition, "lastTransitionTime"> = problem
+    ? {
+        type: "Ready",
+        status: "False",
+        reason: "InvalidSpec",
+        message: problem,
+        observedGeneration: generation,
+      }
+    : free === 0n
+      ? {
+          type: "Ready",
+          status: "False",
+          reason: "Exhausted",
+          message: `all ${total} addresses are leased: grow spec.ranges or spec.cidr`,
+          observedGeneration: generation,
+        }
+      : {
+          type: "Ready",
+          status: "True",
+          reason: "Available",
+          message: `${free} of ${total} addresses free`,
+          observedGeneration: generation,
+        };
+  const previous = subnet.status?.conditions?.find(c => c.type === "Ready");
+  const lastTransitionTime =
+    previous && previous.status === ready.status
+      ? previous.lastTransitionTime
+      : new Date().toISOString();
+  return {
+    observedGeneration: generation,
+    total: total.toString(),
+    allocated,
+    free: free.toString(),
+    conditions: [{ ...ready, lastTransitionTime }],
+  };
+}
+
+async function writeStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): Promise<void> {
+  const status = countStatus(subnet, leases);
+  recordSubnetCounts(subnet.metadata!.name!, status.allocated ?? 0, BigInt(status.free ?? "0"));
+  const old = subnet.status;
+  const oldReady = old?.conditions?.find(c => c.type === "Ready");
+  const newReady = status.conditions![0];
+  if (
+    old?.observedGeneration === status.observedGeneration &&
+    old?.total === status.total &&
+    old?.allocated === status.allocated &&
+    oldReady?.status === newReady.status &&
+    oldReady?.message === newReady.message
+  ) {
+    return;
+  }
+  await K8s(MacvlanSubnet).PatchStatus({
+    metadata: { name: subnet.metadata!.name },
+    status,
+  } as MacvlanSubnet);
+  if (oldReady?.reason !== newReady.reason) {
+    await emitEvent(
+      subnetTarget(subnet),
+      newReady.status === "True" ? "Normal" : "Warning",
+      newReady.reason,
+      newReady.message,
+    );
+  }
+}
+
+async function finishDeletion(subnet: MacvlanSubnet, leases: MacvlanLease[]): Promise<void> {
+  const name = subnet.metadata!.name!;
+  const finalizers = subnet.metadata?.finalizers ?? [];
+  if (!finalizers.includes(SUBNET_FINALIZER)) return;
+  if (leases.length > 0) {
+    const message = `waiting for ${leases.length} lease(s) to be released before deletion (kubectl get mvl -l ${LABEL_SUBNET}=${name})`;
+    const ready = subnet.status?.conditions?.find(c => c.type === "Ready");
+    if (ready?.message !== message) {
+      await K8s(MacvlanSubnet).PatchStatus({
+        metadata: { name },
+        status: {
+          conditions: [
+            {
+              type: "Ready",
+              status: "False",
+              reason: "Terminating",
+              message,
+              lastTransitionTime: new Date().toISOString(),
+              observedGeneration: subnet.metadata?.generation,
+            },
+          ],
+        },
+      } as MacvlanSubnet);
+      await emitEvent(subnetTarget(subnet), "Normal", "Terminating", message);
+    }
+    return;
+  }
+  await pruneNads(name, new Set());
+  const index = finalizers.indexOf(SUBNET_FINALIZER);
+  await K8s(MacvlanSubnet, { name }).Patch([
+    { op: "test", path: `/metadata/finalizers/${index}`, value: SUBNET_FINALIZER },
+    { op: "remove", path: `/metadata/finalizers/${index}` },
+  ]);
+  Log.info(`subnet ${name}: no leases left, finalizer removed`);
+}
