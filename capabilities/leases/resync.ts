@@ -3,7 +3,7 @@
 import { a, K8s, Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { describe } from "../k8s/errors";
-import { emitEvent, podTarget, subnetTarget } from "../k8s/events";
+import { emitEvent, subnetTarget } from "../k8s/events";
 import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
 import { settings } from "../../lib/mode";

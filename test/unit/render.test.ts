@@ -1,0 +1,108 @@
+import test from "ava";
+import { MacvlanSubnet } from "../../crds/types";
+import { parentDevice, renderNad, renderNadConfig } from "../../lib/render/nad";
+import { mergeSelections, parseSelections, renderSelection } from "../../lib/render/multus";
+
+const subnet = (spec: Partial<NonNullable<MacvlanSubnet["spec"]>> = {}): MacvlanSubnet =>
+  ({
+    metadata: { name: "lan", uid: "u-1", generation: 1 },
+    spec: { master: "eth0", cidr: "198.18.100.0/24", gateway: "198.18.100.1", ...spec },
+  }) as MacvlanSubnet;
+
+test("the NAD config is macvlan on the parent with static IPAM and runtime ips/mac", t => {
+  const config = JSON.parse(
+    renderNadConfig(
+      subnet({
+        mode: "private",
+        mtu: 1400,
+        routes: [{ dst: "198.18.200.0/24", gw: "198.18.100.254" }],
+      }),
+    ),
+  );
+  t.is(config.type, "macvlan");
+  t.is(config.name, "macvlan-lan");
+  t.is(config.master, "eth0");
+  t.is(config.mode, "private");
+  t.is(config.mtu, 1400);
+  t.deepEqual(config.capabilities, { ips: true, mac: true });
+  t.deepEqual(config.ipam, {
+    type: "static",
+    routes: [{ dst: "198.18.200.0/24", gw: "198.18.100.254" }],
+  });
+});
+
+test("a tagged subnet uses the VLAN sub-interface as parent; mode defaults to bridge, no mtu when unset", t => {
+  t.is(parentDevice(subnet({ vlan: 100 })), "eth0.100");
+  const config = JSON.parse(renderNadConfig(subnet({ vlan: 100 })));
+  t.is(config.master, "eth0.100");
+  t.is(config.mode, "bridge");
+  t.false("mtu" in config);
+  t.deepEqual(config.ipam, { type: "static" });
+});
+
+test("the NAD object is named, labelled and owned as the contract says", t => {
+  const nad = renderNad(subnet(), "team-a");
+  t.is(nad.metadata.name, "macvlan-lan");
+  t.is(nad.metadata.namespace, "team-a");
+  t.deepEqual(nad.metadata.labels, {
+    "macvlan.dev/subnet": "lan",
+    "app.kubernetes.io/managed-by": "pepr-macvlan",
+  });
+  t.is(nad.metadata.ownerReferences[0].kind, "MacvlanSubnet");
+  t.is(nad.metadata.ownerReferences[0].uid, "u-1");
+});
+
+test("the selection carries net1, the address with its prefix length and the MAC", t => {
+  const sel = renderSelection(subnet(), "team-a", "198.18.100.7", "02:00:00:00:00:07");
+  t.deepEqual(sel, {
+    name: "macvlan-lan",
+    namespace: "team-a",
+    interface: "net1",
+    ips: ["198.18.100.7/24"],
+    mac: "02:00:00:00:00:07",
+  });
+});
+
+test("podDefaultGateway adds default-route via the subnet gateway; single-NIC has no interface name", t => {
+  t.deepEqual(
+    renderSelection(subnet({ podDefaultGateway: true }), "a", "198.18.100.7", "m")["default-route"],
+    ["198.18.100.1"],
+  );
+  const single = renderSelection(subnet({ podDefaultGateway: true }), "a", "198.18.100.7", "m", {
+    singleNic: true,
+  });
+  t.false("interface" in single);
+  t.false("default-route" in single);
+});
+
+test("IPv6 addresses keep their prefix length", t => {
+  const sel = renderSelection(
+    subnet({ cidr: "2001:db8:100::/64", gateway: undefined }),
+    "a",
+    "2001:db8:100::7",
+    "m",
+  );
+  t.deepEqual(sel.ips, ["2001:db8:100::7/64"]);
+});
+
+test("selections parse from JSON and from the ns/name@if shorthand", t => {
+  t.deepEqual(parseSelections('[{"name":"x"}]', "pod-ns"), [{ name: "x", namespace: "pod-ns" }]);
+  t.deepEqual(parseSelections("other/y@net5, z", "pod-ns"), [
+    { name: "y", namespace: "other", interface: "net5" },
+    { name: "z", namespace: "pod-ns" },
+  ]);
+  t.deepEqual(parseSelections(undefined, "ns"), []);
+  t.throws(() => parseSelections("[{}]", "ns"), { message: /needs a name/ });
+});
+
+test("merging keeps the user's other networks and replaces a stale copy of ours", t => {
+  const ours = { name: "macvlan-lan", namespace: "a", ips: ["198.18.100.9/24"] };
+  const merged = mergeSelections(
+    [
+      { name: "macvlan-lan", namespace: "a" },
+      { name: "storage", namespace: "a" },
+    ],
+    ours,
+  );
+  t.deepEqual(merged, [ours, { name: "storage", namespace: "a" }]);
+});
