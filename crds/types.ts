@@ -1,11 +1,26 @@
-// TypeScript twin of crds/*.yaml. test/unit/crd-drift.test.ts fails when the two disagree.
-import { GenericKind } from "kubernetes-fluent-client";
+// TypeScript twin of crds/*.yaml. test/unit/crd-drift.test.ts fails when the two disagree:
+// property names, optionality, primitive types, arrays, nested interfaces and string-literal
+// unions (enums) must match the CRDs' openAPIV3Schema. Change both together.
+import { GenericKind, RegisterKind, modelToGroupVersionKind } from "kubernetes-fluent-client";
 
 export const GROUP = "macvlan.dev";
 export const VERSION = "v1alpha1";
 
 export type MacvlanMode = "bridge" | "private" | "vepa" | "passthru";
 export const MACVLAN_MODES: readonly MacvlanMode[] = ["bridge", "private", "vepa", "passthru"];
+
+/** Limits and defaults that the CRD schema also states (the drift test compares them). */
+export const VLAN_MIN = 0;
+export const VLAN_MAX = 4094;
+export const MTU_MIN = 68;
+export const MTU_MAX = 65535;
+export const DEFAULT_VLAN = 0;
+export const DEFAULT_MODE: MacvlanMode = "bridge";
+export const DEFAULT_REUSE_DELAY_SECONDS = 30;
+/** Longest Linux interface name (IFNAMSIZ - 1); applies to `master` and to `<master>.<vlan>`. */
+export const IFNAME_MAX = 15;
+/** A subnet's name is the value of the `macvlan.dev/subnet` label, so it is at most 63 chars. */
+export const SUBNET_NAME_MAX = 63;
 
 /** An inclusive address range inside the subnet's CIDR. */
 export interface IPRange {
@@ -15,7 +30,9 @@ export interface IPRange {
 
 /** An extra route in the pod, via net1. */
 export interface SubnetRoute {
+  /** Destination network in CIDR notation. */
   dst: string;
+  /** Next hop inside the subnet's CIDR; without it CNI uses the address's gateway. */
   gw?: string;
 }
 
@@ -31,17 +48,28 @@ export interface LabelSelector {
 }
 
 export interface MacvlanSubnetSpec {
+  /** Parent NIC on the nodes, e.g. `eth0`. */
   master: string;
+  /** 802.1Q VLAN id, 0 = untagged (default). With vlan>0 the parent is `<master>.<vlan>`. */
   vlan?: number;
+  /** macvlan mode, default `bridge`. */
   mode?: MacvlanMode;
+  /** The IPv4 or IPv6 network, e.g. `198.18.100.0/24`. */
   cidr: string;
+  /** The LAN router, inside `cidr`; never handed out. */
   gateway?: string;
+  /** The pool; default the whole usable CIDR. */
   ranges?: IPRange[];
+  /** IPs or CIDRs never handed out. */
   exclude?: string[];
   routes?: SubnetRoute[];
+  /** The pod's default route goes via `gateway` on net1. */
   podDefaultGateway?: boolean;
+  /** Namespaces that may use the subnet. */
   namespaces?: string[];
+  /** Namespaces (by label) that may use the subnet. */
   namespaceSelector?: LabelSelector;
+  /** Seconds a released IP waits before reuse, default 30. */
   reuseDelaySeconds?: number;
   mtu?: number;
 }
@@ -68,9 +96,13 @@ export interface NodeReadiness {
 export interface MacvlanSubnetStatus {
   conditions?: Condition[];
   observedGeneration?: number;
+  /** Usable addresses, a decimal string: an IPv6 /64 overflows int64. */
   total?: string;
+  /** Reserved + Bound leases. */
   allocated?: number;
+  /** total - allocated, a decimal string. */
   free?: string;
+  /** Per-node readiness, one entry per node, written by that node's agent. */
   nodes?: NodeReadiness[];
 }
 
@@ -98,7 +130,9 @@ export interface LeaseOwner {
 }
 
 export interface MacvlanLeaseSpec {
+  /** The MacvlanSubnet; immutable. */
   subnet: string;
+  /** The leased address; immutable. */
   ip: string;
   mac: string;
   podRef?: PodRef;
@@ -118,5 +152,27 @@ export class MacvlanLease extends GenericKind {
   declare status?: MacvlanLeaseStatus;
 }
 
-export const SubnetGVK = { group: GROUP, version: VERSION, kind: "MacvlanSubnet", plural: "macvlansubnets" };
-export const LeaseGVK = { group: GROUP, version: VERSION, kind: "MacvlanLease", plural: "macvlanleases" };
+export const SubnetGVK = {
+  group: GROUP,
+  version: VERSION,
+  kind: "MacvlanSubnet",
+  plural: "macvlansubnets",
+};
+export const LeaseGVK = {
+  group: GROUP,
+  version: VERSION,
+  kind: "MacvlanLease",
+  plural: "macvlanleases",
+};
+
+/**
+ * Registers both kinds with KFC (with their plurals) so `K8s(MacvlanSubnet)` and
+ * `K8s(MacvlanLease)` work. Idempotent; it runs when this module is imported, so code that
+ * imports the classes never needs to call KFC's `RegisterKind` itself (calling that a second
+ * time for the same class throws "already registered").
+ */
+export function registerKinds(): void {
+  if (!modelToGroupVersionKind(MacvlanSubnet.name)) RegisterKind(MacvlanSubnet, SubnetGVK);
+  if (!modelToGroupVersionKind(MacvlanLease.name)) RegisterKind(MacvlanLease, LeaseGVK);
+}
+registerKinds();

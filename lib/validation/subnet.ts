@@ -1,0 +1,699 @@
+// Admission validation of MacvlanSubnet create/update. Pure: the caller passes the other
+// subnets and this subnet's leases (capabilities/subnets/validate.ts lists them with KFC).
+import {
+  DEFAULT_VLAN,
+  IFNAME_MAX,
+  MACVLAN_MODES,
+  MTU_MAX,
+  MTU_MIN,
+  MacvlanLease,
+  MacvlanSubnet,
+  MacvlanSubnetSpec,
+  SUBNET_NAME_MAX,
+  VLAN_MAX,
+  VLAN_MIN,
+} from "../../crds/types";
+import {
+  Addr,
+  Prefix,
+  familyName,
+  formatAddr,
+  formatNetwork,
+  isIPv4Mapped,
+  parseAddr,
+  parsePrefix,
+  prefixContains,
+  prefixesOverlap,
+} from "./addr";
+import { Interval, contains, normalize, subtract } from "./intervals";
+import { isDnsLabel, isValidInterfaceName } from "./names";
+
+export type SubnetProblemCode =
+  | "required"
+  | "name-too-long"
+  | "master-invalid"
+  | "vlan-parent-too-long"
+  | "vlan-out-of-range"
+  | "mode-invalid"
+  | "mtu-out-of-range"
+  | "reuse-delay-invalid"
+  | "cidr-malformed"
+  | "cidr-host-bits"
+  | "cidr-overlap"
+  | "gateway-malformed"
+  | "gateway-outside"
+  | "gateway-reserved"
+  | "default-gateway-missing"
+  | "range-malformed"
+  | "range-outside"
+  | "range-order"
+  | "range-overlap"
+  | "exclude-malformed"
+  | "exclude-outside"
+  | "route-malformed"
+  | "route-outside"
+  | "route-conflict"
+  | "namespace-invalid"
+  | "selector-invalid"
+  | "pool-empty"
+  | "immutable-while-leased"
+  | "strands-leases";
+
+export interface SubnetProblem {
+  /** Path of the offending field, e.g. `spec.ranges[1].start`. */
+  field: string;
+  /** Stable identifier of the rule, for tests and metrics. */
+  code: SubnetProblemCode;
+  /** What is wrong and what to do, without the field path (formatProblems prefixes it). */
+  message: string;
+}
+
+export interface SubnetValidationContext {
+  /** The stored object, on UPDATE. */
+  old?: MacvlanSubnet;
+  /** All MacvlanSubnets in the cluster (this one, if present, is ignored by name). */
+  others: MacvlanSubnet[];
+  /** This subnet's leases (label macvlan.dev/subnet=<name>). */
+  leases: MacvlanLease[];
+}
+
+/** How many lease IPs a message names before it says "and N more". */
+const MAX_NAMED = 5;
+
+const q = (v: unknown): string => JSON.stringify(v) ?? String(v);
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+
+/**
+ * Validates a MacvlanSubnet on CREATE or UPDATE and returns every problem found (empty when
+ * valid). On UPDATE (ctx.old set) an unchanged spec is always accepted, so metadata-only
+ * updates such as removing the finalizer never fail on problems the stored object already had;
+ * an object being deleted is accepted too.
+ */
+export function validateSubnet(
+  subnet: MacvlanSubnet,
+  ctx: SubnetValidationContext,
+): SubnetProblem[] {
+  const problems: SubnetProblem[] = [];
+  const add = (field: string, code: SubnetProblemCode, message: string) =>
+    problems.push({ field, code, message });
+
+  if (subnet.metadata?.deletionTimestamp) return problems;
+  if (ctx.old && sameJson(ctx.old.spec, subnet.spec)) return problems;
+
+  const name = subnet.metadata?.name;
+  if (typeof name === "string" && name.length > SUBNET_NAME_MAX) {
+    add(
+      "metadata.name",
+      "name-too-long",
+      `is ${name.length} characters; the subnet name is the value of the macvlan.dev/subnet label, so use at most ${SUBNET_NAME_MAX}`,
+    );
+  }
+
+  const spec = subnet.spec;
+  if (!spec || typeof spec !== "object") {
+    add("spec", "required", "is required: set at least spec.master and spec.cidr");
+    return problems;
+  }
+
+  checkLink(spec, add);
+  const prefix = checkCidr(spec, add);
+  const gateway = checkGateway(spec, prefix, add);
+  const ranges = checkRanges(spec, prefix, add);
+  const exclusions = checkExclusions(spec, prefix, add);
+  checkRoutes(spec, prefix, add);
+  checkAccess(spec, add);
+
+  if (prefix && gateway.ok && ranges.ok && exclusions.ok && usable(spec, prefix).length === 0) {
+    add(
+      spec.ranges?.length ? "spec.ranges" : "spec.cidr",
+      "pool-empty",
+      "leaves no address to hand out once network/broadcast, gateway and exclusions are removed: widen spec.ranges or remove exclusions",
+    );
+  }
+
+  if (prefix) checkOverlaps(subnet, spec, prefix, ctx.others, add);
+  checkLeases(spec, prefix, ctx, add);
+  return problems;
+}
+
+/** One line for an admission response: `MacvlanSubnet "x" is invalid: spec.cidr: ...; ...`. */
+export function formatProblems(problems: readonly SubnetProblem[], name?: string): string {
+  const subject = name ? `MacvlanSubnet ${q(name)}` : "MacvlanSubnet";
+  if (problems.length === 0) return `${subject} is valid`;
+  const list = problems.map(p => `${p.field}: ${p.message}`).join("; ");
+  return `${subject} is invalid: ${list}`;
+}
+
+type Add = (field: string, code: SubnetProblemCode, message: string) => void;
+
+function checkLink(spec: MacvlanSubnetSpec, add: Add) {
+  const { master, vlan, mode, mtu, reuseDelaySeconds } = spec;
+  if (master === undefined || master === "") {
+    add("spec.master", "required", "is required: name the parent NIC on the nodes, e.g. eth0");
+  } else if (!isValidInterfaceName(master)) {
+    add(
+      "spec.master",
+      "master-invalid",
+      `${q(master)} is not a valid Linux interface name: use 1 to ${IFNAME_MAX} characters without '/', ':' or whitespace, not "." or "..", e.g. eth0`,
+    );
+  }
+  if (vlan !== undefined && (!isInt(vlan) || vlan < VLAN_MIN || vlan > VLAN_MAX)) {
+    add(
+      "spec.vlan",
+      "vlan-out-of-range",
+      `${q(vlan)} is not a VLAN id: use an integer from 1 to ${VLAN_MAX}, or 0 for untagged`,
+    );
+  } else if (isInt(vlan) && vlan > 0 && isValidInterfaceName(master)) {
+    const parent = `${master}.${vlan}`;
+    if (parent.length > IFNAME_MAX) {
+      add(
+        "spec.master",
+        "vlan-parent-too-long",
+        `with vlan ${vlan} the parent interface is ${parent}, longer than the ${IFNAME_MAX} characters Linux allows: use a master name of at most ${IFNAME_MAX - 1 - String(vlan).length} characters`,
+      );
+    }
+  }
+  if (mode !== undefined && !MACVLAN_MODES.includes(mode)) {
+    add(
+      "spec.mode",
+      "mode-invalid",
+      `${q(mode)} is not a macvlan mode: use one of ${MACVLAN_MODES.join(", ")}`,
+    );
+  }
+  if (mtu !== undefined && (!isInt(mtu) || mtu < MTU_MIN || mtu > MTU_MAX)) {
+    add(
+      "spec.mtu",
+      "mtu-out-of-range",
+      `${q(mtu)} is out of range: use an integer from ${MTU_MIN} to ${MTU_MAX}`,
+    );
+  } else if (isInt(mtu) && mtu < 1280 && parsePrefix(spec.cidr)?.family === 6) {
+    add("spec.mtu", "mtu-out-of-range", `${mtu} is too small for IPv6: use at least 1280`);
+  }
+  if (reuseDelaySeconds !== undefined && (!isInt(reuseDelaySeconds) || reuseDelaySeconds < 0)) {
+    add(
+      "spec.reuseDelaySeconds",
+      "reuse-delay-invalid",
+      `${q(reuseDelaySeconds)} is invalid: use a whole number of seconds, 0 or more`,
+    );
+  }
+}
+
+function checkCidr(spec: MacvlanSubnetSpec, add: Add): Prefix | undefined {
+  const { cidr } = spec;
+  if (cidr === undefined || cidr === "") {
+    add(
+      "spec.cidr",
+      "required",
+      "is required: give the subnet in CIDR notation, e.g. 198.18.100.0/24",
+    );
+    return undefined;
+  }
+  const prefix = parsePrefix(cidr);
+  if (!prefix) {
+    const hint = isIPv4Mapped(String(cidr).split("/")[0])
+      ? "IPv4-mapped IPv6 addresses are not allowed, write the IPv4 network"
+      : "write it like 198.18.100.0/24 or 2001:db8:100::/64";
+    add("spec.cidr", "cidr-malformed", `${q(cidr)} is not a network in CIDR notation: ${hint}`);
+    return undefined;
+  }
+  if (prefix.hostBitsSet) {
+    add(
+      "spec.cidr",
+      "cidr-host-bits",
+      `${cidr} has host bits set: use the network address ${formatNetwork(prefix)}`,
+    );
+    return undefined;
+  }
+  return prefix;
+}
+
+/** The IPv4 network and broadcast addresses (none for /31, /32 and IPv6). */
+function reservedEnds(p: Prefix): bigint[] {
+  return p.family === 4 && p.bits <= 30 ? [p.first, p.last] : [];
+}
+
+function describeReserved(p: Prefix, a: Addr): string | undefined {
+  if (p.family === 4 && p.bits <= 30) {
+    if (a.value === p.first) return "the network address";
+    if (a.value === p.last) return "the broadcast address";
+  }
+  if (p.family === 6 && p.bits < 127 && a.value === p.first)
+    return "the subnet-router anycast address";
+  return undefined;
+}
+
+/** Checks one address field against the subnet; returns it when usable. */
+function checkAddrIn(
+  field: string,
+  value: unknown,
+  prefix: Prefix | undefined,
+  add: Add,
+  codes: { malformed: SubnetProblemCode; outside: SubnetProblemCode },
+  what: string,
+): Addr | undefined {
+  const a = typeof value === "string" ? parseAddr(value) : undefined;
+  if (!a) {
+    const hint =
+      typeof value === "string" && isIPv4Mapped(value)
+        ? "IPv4-mapped IPv6 addresses are not allowed, write the IPv4 address"
+        : "write a plain IPv4 or IPv6 address, e.g. 198.18.100.1";
+    add(field, codes.malformed, `${q(value)} is not an IP address: ${hint}`);
+    return undefined;
+  }
+  if (!prefix) return a;
+  if (a.family !== prefix.family) {
+    add(
+      field,
+      codes.outside,
+      `${value} is ${familyName(a.family)} but spec.cidr ${formatNetwork(prefix)} is ${familyName(prefix.family)}: ${what} must be in the subnet's address family`,
+    );
+    return undefined;
+  }
+  if (!prefixContains(prefix, a)) {
+    add(
+      field,
+      codes.outside,
+      `${value} is outside spec.cidr ${formatNetwork(prefix)}: ${what} must be inside the subnet`,
+    );
+    return undefined;
+  }
+  return a;
+}
+
+function checkGateway(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+  if (spec.podDefaultGateway === true && (spec.gateway === undefined || spec.gateway === "")) {
+    add(
+      "spec.podDefaultGateway",
+      "default-gateway-missing",
+      "true requires spec.gateway: set it to the LAN router the pods' default route should use",
+    );
+  }
+  if (spec.gateway === undefined) return { ok: true };
+  const a = checkAddrIn(
+    "spec.gateway",
+    spec.gateway,
+    prefix,
+    add,
+    { malformed: "gateway-malformed", outside: "gateway-outside" },
+    "the gateway (the LAN router)",
+  );
+  if (!a) return { ok: false };
+  const reserved = prefix && describeReserved(prefix, a);
+  if (reserved) {
+    add(
+      "spec.gateway",
+      "gateway-reserved",
+      `${spec.gateway} is ${reserved} of ${formatNetwork(prefix)}: use the router's own address, e.g. ${formatAddr({ family: a.family, value: prefix.first + 1n })}`,
+    );
+    return { ok: false };
+  }
+  return { ok: true };
+}
+
+function checkRanges(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+  const { ranges } = spec;
+  let ok = true;
+  if (ranges === undefined) return { ok };
+  if (!Array.isArray(ranges)) {
+    add("spec.ranges", "range-malformed", "must be a list of {start, end}");
+    return { ok: false };
+  }
+  const seen: { index: number; lo: bigint; hi: bigint }[] = [];
+  ranges.forEach((r, i) => {
+    const base = `spec.ranges[${i}]`;
+    if (!r || typeof r !== "object") {
+      add(base, "range-malformed", "must be an object {start, end}");
+      ok = false;
+      return;
+    }
+    const codes = { malformed: "range-malformed", outside: "range-outside" } as const;
+    const start = checkAddrIn(`${base}.start`, r.start, prefix, add, codes, "a range");
+    const end = checkAddrIn(`${base}.end`, r.end, prefix, add, codes, "a range");
+    if (!start || !end) {
+      ok = false;
+      return;
+    }
+    if (start.family !== end.family) {
+      add(
+        base,
+        "range-outside",
+        `start ${r.start} is ${familyName(start.family)} but end ${r.end} is ${familyName(end.family)}: use one address family`,
+      );
+      ok = false;
+      return;
+    }
+    if (start.value > end.value) {
+      add(base, "range-order", `start ${r.start} is after end ${r.end}: swap them`);
+      ok = false;
+      return;
+    }
+    const other = seen.find(s => start.value <= s.hi && s.lo <= end.value);
+    if (other) {
+      add(
+        base,
+        "range-overlap",
+        `${r.start}-${r.end} overlaps spec.ranges[${other.index}]: merge them into one range`,
+      );
+      ok = false;
+    }
+    seen.push({ index: i, lo: start.value, hi: end.value });
+  });
+  return { ok };
+}
+
+function checkExclusions(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+  const { exclude } = spec;
+  let ok = true;
+  if (exclude === undefined) return { ok };
+  if (!Array.isArray(exclude)) {
+    add("spec.exclude", "exclude-malformed", "must be a list of IP addresses or CIDRs");
+    return { ok: false };
+  }
+  exclude.forEach((e, i) => {
+    const field = `spec.exclude[${i}]`;
+    const p = exclusionPrefix(e);
+    if (!p) {
+      add(
+        field,
+        "exclude-malformed",
+        `${q(e)} is neither an IP address nor a CIDR: write e.g. 198.18.100.5 or 198.18.100.16/28`,
+      );
+      ok = false;
+      return;
+    }
+    if (p.hostBitsSet) {
+      add(field, "exclude-malformed", `${e} has host bits set: use ${formatNetwork(p)}`);
+      ok = false;
+      return;
+    }
+    if (prefix && (p.family !== prefix.family || p.first < prefix.first || p.last > prefix.last)) {
+      add(
+        field,
+        "exclude-outside",
+        `${e} is not inside spec.cidr ${formatNetwork(prefix)}: exclusions must lie inside the subnet, remove it or narrow it`,
+      );
+      ok = false;
+    }
+  });
+  return { ok };
+}
+
+/** An exclusion as a prefix: a plain address is a /32 (/128). */
+function exclusionPrefix(e: unknown): Prefix | undefined {
+  if (typeof e !== "string") return undefined;
+  if (e.includes("/")) return parsePrefix(e);
+  const a = parseAddr(e);
+  return (
+    a && {
+      family: a.family,
+      bits: a.family === 4 ? 32 : 128,
+      addr: a.value,
+      first: a.value,
+      last: a.value,
+      hostBitsSet: false,
+    }
+  );
+}
+
+function checkRoutes(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+  const { routes } = spec;
+  if (routes === undefined) return;
+  if (!Array.isArray(routes)) {
+    add("spec.routes", "route-malformed", "must be a list of {dst, gw}");
+    return;
+  }
+  routes.forEach((r, i) => {
+    const base = `spec.routes[${i}]`;
+    if (!r || typeof r !== "object") {
+      add(base, "route-malformed", "must be an object {dst, gw}");
+      return;
+    }
+    const dst = typeof r.dst === "string" ? parsePrefix(r.dst) : undefined;
+    if (!dst) {
+      const single = typeof r.dst === "string" ? parseAddr(r.dst) : undefined;
+      const hint = single
+        ? `write ${r.dst}/${single.family === 4 ? 32 : 128} for a single host`
+        : "write a network in CIDR notation, e.g. 198.18.200.0/24";
+      add(`${base}.dst`, "route-malformed", `${q(r.dst)} is not a CIDR: ${hint}`);
+    } else if (dst.hostBitsSet) {
+      add(
+        `${base}.dst`,
+        "route-malformed",
+        `${r.dst} has host bits set: use ${formatNetwork(dst)}`,
+      );
+    } else if (prefix && dst.family !== prefix.family) {
+      add(
+        `${base}.dst`,
+        "route-outside",
+        `${r.dst} is ${familyName(dst.family)} but the subnet is ${familyName(prefix.family)}: a route via net1 must be in the subnet's address family`,
+      );
+    } else if (dst.bits === 0 && spec.podDefaultGateway === true) {
+      add(
+        `${base}.dst`,
+        "route-conflict",
+        `${r.dst} is a default route and spec.podDefaultGateway is true, so the pod would get two default routes: remove this route or podDefaultGateway`,
+      );
+    }
+    if (r.gw === undefined) return;
+    const gw = checkAddrIn(
+      `${base}.gw`,
+      r.gw,
+      prefix,
+      add,
+      { malformed: "route-malformed", outside: "route-outside" },
+      "a route's next hop (reached on net1)",
+    );
+    const reserved = gw && prefix && describeReserved(prefix, gw);
+    if (reserved) {
+      add(
+        `${base}.gw`,
+        "route-outside",
+        `${r.gw} is ${reserved} of ${formatNetwork(prefix)}: use the next-hop router's own address`,
+      );
+    }
+  });
+}
+
+function checkAccess(spec: MacvlanSubnetSpec, add: Add) {
+  const { namespaces, namespaceSelector } = spec;
+  if (namespaces !== undefined) {
+    if (!Array.isArray(namespaces)) {
+      add("spec.namespaces", "namespace-invalid", "must be a list of namespace names");
+    } else {
+      const seen = new Set<string>();
+      namespaces.forEach((ns, i) => {
+        if (!isDnsLabel(ns)) {
+          add(
+            `spec.namespaces[${i}]`,
+            "namespace-invalid",
+            `${q(ns)} is not a namespace name: use a DNS label (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`,
+          );
+        } else if (seen.has(ns)) {
+          add(
+            `spec.namespaces[${i}]`,
+            "namespace-invalid",
+            `${ns} is listed twice: remove the duplicate`,
+          );
+        }
+        if (typeof ns === "string") seen.add(ns);
+      });
+    }
+  }
+  const exprs = namespaceSelector?.matchExpressions;
+  if (exprs !== undefined && !Array.isArray(exprs)) {
+    add(
+      "spec.namespaceSelector.matchExpressions",
+      "selector-invalid",
+      "must be a list of requirements",
+    );
+    return;
+  }
+  exprs?.forEach((e, i) => {
+    const field = `spec.namespaceSelector.matchExpressions[${i}]`;
+    const ops = ["In", "NotIn", "Exists", "DoesNotExist"];
+    if (!e || typeof e.key !== "string" || e.key === "") {
+      add(`${field}.key`, "selector-invalid", "is required: name a namespace label key");
+    }
+    if (!e || !ops.includes(e.operator)) {
+      add(
+        `${field}.operator`,
+        "selector-invalid",
+        `${q(e?.operator)} is not an operator: use one of ${ops.join(", ")}`,
+      );
+      return;
+    }
+    const n = Array.isArray(e.values) ? e.values.length : 0;
+    if ((e.operator === "In" || e.operator === "NotIn") && n === 0) {
+      add(`${field}.values`, "selector-invalid", `${e.operator} needs at least one value`);
+    } else if ((e.operator === "Exists" || e.operator === "DoesNotExist") && n > 0) {
+      add(`${field}.values`, "selector-invalid", `${e.operator} takes no values: remove them`);
+    }
+  });
+}
+
+/**
+ * The addresses a subnet can hand out: the pool (`ranges`, or the whole CIDR) minus the IPv4
+ * network and broadcast addresses, the gateway and the exclusions. Malformed entries are
+ * skipped (the validator reports them). An empty `ranges` list counts as absent.
+ */
+export function usable(spec: MacvlanSubnetSpec, prefix: Prefix): Interval[] {
+  const pool: Interval[] = [];
+  if (Array.isArray(spec.ranges) && spec.ranges.length > 0) {
+    for (const r of spec.ranges) {
+      const s = parseAddr(r?.start);
+      const e = parseAddr(r?.end);
+      if (!s || !e || s.family !== prefix.family || e.family !== prefix.family) continue;
+      pool.push({
+        lo: s.value > prefix.first ? s.value : prefix.first,
+        hi: e.value < prefix.last ? e.value : prefix.last,
+      });
+    }
+  } else {
+    pool.push({ lo: prefix.first, hi: prefix.last });
+  }
+  const drop: Interval[] = reservedEnds(prefix).map(v => ({ lo: v, hi: v }));
+  const gw = typeof spec.gateway === "string" ? parseAddr(spec.gateway) : undefined;
+  if (gw && gw.family === prefix.family) drop.push({ lo: gw.value, hi: gw.value });
+  for (const e of Array.isArray(spec.exclude) ? spec.exclude : []) {
+    const p = exclusionPrefix(e);
+    if (p && p.family === prefix.family) drop.push({ lo: p.first, hi: p.last });
+  }
+  return subtract(normalize(pool), normalize(drop));
+}
+
+function checkOverlaps(
+  subnet: MacvlanSubnet,
+  spec: MacvlanSubnetSpec,
+  prefix: Prefix,
+  others: MacvlanSubnet[],
+  add: Add,
+) {
+  const name = subnet.metadata?.name;
+  const vlan = spec.vlan ?? DEFAULT_VLAN;
+  let mine: Interval[] | undefined;
+  for (const o of others) {
+    const os = o.spec;
+    if (!os || (name && o.metadata?.name === name)) continue;
+    if (os.master !== spec.master || (os.vlan ?? DEFAULT_VLAN) !== vlan) continue;
+    const op = parsePrefix(os.cidr);
+    if (!op || !prefixesOverlap(prefix, op)) continue;
+    // One LAN segment carved into several subnets with the same CIDR and disjoint pools is
+    // fine; anything else would hand out one address twice or disagree on the prefix length.
+    if (op.first === prefix.first && op.bits === prefix.bits) {
+      mine ??= usable(spec, prefix);
+      const theirs = usable(os, op);
+      if (!theirs.some(t => mine!.some(m => m.lo <= t.hi && t.lo <= m.hi))) continue;
+    }
+    const where = `master ${spec.master}${vlan ? ` vlan ${vlan}` : ""}`;
+    add(
+      "spec.cidr",
+      "cidr-overlap",
+      `${formatNetwork(prefix)} overlaps MacvlanSubnet ${q(o.metadata?.name)} (${os.cidr}) on ${where}: choose a CIDR that does not overlap, or use the same CIDR with disjoint spec.ranges`,
+    );
+  }
+}
+
+/** A lease that still holds its address: not Released, or Released but kept for a sticky owner. */
+const holdsAddress = (l: MacvlanLease) =>
+  l.status?.phase !== "Released" || l.spec?.owner !== undefined;
+
+function describeLeases(leases: MacvlanLease[]): string {
+  const named = leases.slice(0, MAX_NAMED).map(l => {
+    const pod = l.spec?.podRef;
+    const who = pod ? ` (${pod.namespace}/${pod.name ?? "?"})` : "";
+    return `${l.spec?.ip}${who}`;
+  });
+  const more = leases.length > MAX_NAMED ? ` and ${leases.length - MAX_NAMED} more` : "";
+  return `${leases.length} lease${leases.length === 1 ? "" : "s"}: ${named.join(", ")}${more}`;
+}
+
+function canonicalCidr(cidr: unknown): string {
+  const p = typeof cidr === "string" ? parsePrefix(cidr) : undefined;
+  return p ? formatNetwork(p) : String(cidr);
+}
+
+function checkLeases(
+  spec: MacvlanSubnetSpec,
+  prefix: Prefix | undefined,
+  ctx: SubnetValidationContext,
+  add: Add,
+) {
+  const leases = ctx.leases.filter(l => typeof l.spec?.ip === "string");
+  if (leases.length === 0) return;
+  const old = ctx.old?.spec;
+  let linkChanged = false;
+  if (old) {
+    const fix =
+      "delete the pods that use this subnet and wait until their leases are gone, or create a new MacvlanSubnet";
+    const changes: [string, boolean][] = [
+      ["spec.cidr", canonicalCidr(old.cidr) !== canonicalCidr(spec.cidr)],
+      ["spec.master", old.master !== spec.master],
+      ["spec.vlan", (old.vlan ?? DEFAULT_VLAN) !== (spec.vlan ?? DEFAULT_VLAN)],
+    ];
+    for (const [field, changed] of changes) {
+      if (!changed) continue;
+      linkChanged = true;
+      add(
+        field,
+        "immutable-while-leased",
+        `cannot change while the subnet has ${describeLeases(leases)}: ${fix}`,
+      );
+    }
+  }
+  if (!prefix || linkChanged) return;
+
+  // Leases the new spec would strand, grouped by the field that drops their address. Only
+  // leases that were valid under the old spec count, so an old problem never blocks updates.
+  const now = usable(spec, prefix);
+  const oldPrefix = old ? parsePrefix(old.cidr) : undefined;
+  const before = old && oldPrefix ? usable(old, oldPrefix) : undefined;
+  const stranded = new Map<string, MacvlanLease[]>();
+  for (const l of leases.filter(holdsAddress)) {
+    const a = parseAddr(l.spec!.ip);
+    if (!a || a.family !== prefix.family || !prefixContains(prefix, a)) continue;
+    if (contains(now, a.value) || (before && !contains(before, a.value))) continue;
+    const field = strandingField(spec, prefix, a);
+    stranded.set(field, [...(stranded.get(field) ?? []), l]);
+  }
+  for (const [field, list] of stranded) {
+    const fix =
+      field === "spec.gateway"
+        ? "keep the gateway off leased addresses"
+        : field.startsWith("spec.exclude")
+          ? "do not exclude leased addresses"
+          : "keep leased addresses inside spec.ranges";
+    add(
+      field,
+      "strands-leases",
+      `would strand ${describeLeases(list)}: ${fix}, or delete those pods first`,
+    );
+  }
+}
+
+/** Which field makes a leased address unusable. */
+function strandingField(spec: MacvlanSubnetSpec, prefix: Prefix, a: Addr): string {
+  if (reservedEnds(prefix).includes(a.value)) return "spec.cidr";
+  const gw = typeof spec.gateway === "string" ? parseAddr(spec.gateway) : undefined;
+  if (gw && gw.value === a.value) return "spec.gateway";
+  const i = (Array.isArray(spec.exclude) ? spec.exclude : []).findIndex(e => {
+    const p = exclusionPrefix(e);
+    return p && p.family === a.family && a.value >= p.first && a.value <= p.last;
+  });
+  return i >= 0 ? `spec.exclude[${i}]` : "spec.ranges";
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map(k => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
