@@ -393,27 +393,35 @@ export class Kernel {
     }
   }
 
-  /**
-   * Applies planned steps in order. A failed critical step skips the rest of its group;
-   * other groups go on (one broken parent never blocks another).
-   */
-  async apply(steps: PlannedStep[]): Promise<StepResult[]> {
-    const failedGroups = new Set<string>();
-    const results: StepResult[] = [];
-    for (const step of steps) {
-      if (failedGroups.has(step.group)) {
-        results.push({ step, outcome: "skipped" });
-        continue;
-      }
-      try {
-        await this.run(step.action);
-        results.push({ step, outcome: "ok" });
-      } catch (e) {
-        const error = e instanceof KernelError ? e.message : String((e as Error)?.message ?? e);
-        results.push({ step, outcome: "failed", error });
-        if (step.critical) failedGroups.add(step.group);
-      }
-    }
-    return results;
+  /** Applies planned steps in order (see {@link applySteps}). */
+  apply(steps: PlannedStep[]): Promise<StepResult[]> {
+    return applySteps(steps, a => this.run(a));
   }
+}
+
+/**
+ * Runs planned steps in order. A failed critical step skips the rest of its group; other
+ * groups go on (one broken parent never blocks another).
+ */
+export async function applySteps(
+  steps: PlannedStep[],
+  run: (a: KernelAction) => Promise<void>,
+): Promise<StepResult[]> {
+  const failedGroups = new Set<string>();
+  const results: StepResult[] = [];
+  for (const step of steps) {
+    if (failedGroups.has(step.group)) {
+      results.push({ step, outcome: "skipped" });
+      continue;
+    }
+    try {
+      await run(step.action);
+      results.push({ step, outcome: "ok" });
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      results.push({ step, outcome: "failed", error });
+      if (step.critical) failedGroups.add(step.group);
+    }
+  }
+  return results;
 }
