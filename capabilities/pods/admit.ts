@@ -68,7 +68,7 @@ export async function assignAddress(req: PeprMutateRequest<a.Pod>): Promise<void
     req.SetAnnotation(ANN_SUBNET, subnetName);
     req.SetAnnotation(ANN_IP, ip);
     req.SetAnnotation(ANN_MAC, mac);
-    await ensureNad(subnet, namespace);
+    if (!req.Request.dryRun) await ensureNad(subnet, namespace);
     recordAllocation(started);
   } catch (e) {
     const message =
@@ -122,13 +122,14 @@ async function leaseFor(
   namespace: string,
 ): Promise<MacvlanLease> {
   const owner = stickyOwnerOf(req.Raw, namespace);
-  if (owner) {
+  if (owner && !req.Request.dryRun) {
     const held = await takeOverStickyLease(owner, subnet, req.Raw.metadata?.name);
     if (held) return held;
   }
   const requested = req.Raw.metadata?.annotations?.[ANN_IP]?.trim();
   const fixedMac = req.Raw.metadata?.annotations?.[ANN_MAC]?.trim();
   const allocator = state.allocator(subnet);
+  const dryRun = req.Request.dryRun === true;
   const subnetName = subnet.metadata!.name!;
   const build = (ip: string, fixed: boolean) =>
     leaseObject(
@@ -159,7 +160,7 @@ async function leaseFor(
         }
         throw e;
       }
-      const lease = await tryCreate(build(ip, true), allocator);
+      const lease = await tryCreate(build(ip, true), allocator, dryRun);
       if (lease) return lease;
       lastError = new IpamError("Taken", takenMessage(ip, subnetName), { subnet: subnetName, ip });
     }
@@ -174,7 +175,7 @@ async function leaseFor(
 
   for (let attempt = 0; attempt < settings.maxAllocationAttempts; attempt++) {
     const ip = allocator.next(Date.now());
-    const lease = await tryCreate(build(ip, false), allocator);
+    const lease = await tryCreate(build(ip, false), allocator, dryRun);
     if (lease) return lease;
   }
   throw new Refusal(
@@ -193,7 +194,13 @@ function takenMessage(ip: string, subnet: string): string {
 async function tryCreate(
   lease: MacvlanLease,
   allocator: Allocator,
+  dryRun: boolean,
 ): Promise<MacvlanLease | undefined> {
+  if (dryRun) {
+    // A dry run must not lease anything: answer with the address a real request would get.
+    allocator.forget(lease.spec!.ip);
+    return state.leases.get(lease.metadata!.name!) ? undefined : lease;
+  }
   try {
     const created = await K8s(MacvlanLease).Create(lease);
     state.leases.upsert(created);
