@@ -292,6 +292,7 @@ for (const k of KINDS) {
   });
 
   test(`${k.file}: every field has a description`, t => {
+    // The apiserver forbids anything but `type` (and name/generateName rules) on metadata.
     t.deepEqual(missingDescriptions(schemaOf(loadCrd(k.file)), "$", ["$.metadata"]), []);
   });
 }

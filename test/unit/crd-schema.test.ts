@@ -210,6 +210,11 @@ test("subnet: CEL rules cover what the object can check by itself", t => {
   t.true(rules(p.cidr).some(r => r.includes("cidr(self).masked()")));
   t.true(rules(p.namespaces.items).some(r => r.includes("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")));
   t.is(p.namespaces["x-kubernetes-list-type"], "set");
+  t.true(rules(p.exclude.items).some(r => r.includes("cidr(self).masked()")));
+  t.true(rules(p.routes.items!.properties!.dst).some(r => r.includes("cidr(self).masked()")));
+  t.regex(specRules, /self\.exclude\.all\(/);
+  t.regex(specRules, /self\.ranges\.all\(/);
+  t.regex(specRules, /self\.routes\.all\(/);
   t.true(rules(root(subnet)).includes("size(self.metadata.name) <= 63"));
   // Lease-dependent rules (cidr/master/vlan frozen while leased) are the webhook's job.
   t.false(rules(p.cidr).some(r => r.includes("oldSelf")));
