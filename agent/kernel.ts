@@ -184,16 +184,28 @@ export class Kernel {
     ]);
     const links = parseLinks(linksJson);
     const routes = [...parseRoutes(r4, 4), ...parseRoutes(r6, 6)];
+    const shims = links.filter(isOwnedShim);
+    const shimKeys = shims.flatMap(l => [
+      SHIM_SYSCTLS.arpFilter.key.replace("%s", l.name),
+      SHIM_SYSCTLS.acceptRa.key.replace("%s", l.name),
+      SHIM_SYSCTLS.autoconf.key.replace("%s", l.name),
+    ]);
+    const rpNames = ["all", ...links.filter(l => !isOwnedShim(l)).map(l => l.name)];
+    const values = await this.readSysctls([
+      ...shimKeys,
+      ...rpNames.map(n => `net/ipv4/conf/${n}/rp_filter`),
+    ]);
     const sysctls: Record<string, ShimSysctls> = {};
-    for (const l of links.filter(isOwnedShim)) {
-      const [arpFilter, acceptRa, autoconf] = await this.readSysctls([
-        SHIM_SYSCTLS.arpFilter.key.replace("%s", l.name),
-        SHIM_SYSCTLS.acceptRa.key.replace("%s", l.name),
-        SHIM_SYSCTLS.autoconf.key.replace("%s", l.name),
-      ]);
+    shims.forEach((l, i) => {
+      const [arpFilter, acceptRa, autoconf] = values.slice(3 * i, 3 * i + 3);
       sysctls[l.name] = { arpFilter, acceptRa, autoconf };
-    }
-    return { links, routes, sysctls };
+    });
+    const rpFilter: Record<string, string> = {};
+    rpNames.forEach((n, i) => {
+      const v = values[shimKeys.length + i];
+      if (v !== undefined) rpFilter[n] = v;
+    });
+    return { links, routes, sysctls, rpFilter };
   }
 
   /** Reads sysctls (`net/ipv4/conf/x/arp_filter`); undefined for those that cannot be read. */

@@ -68,6 +68,12 @@ export interface PlanInput {
   nodeIPs?: string[];
   /** Manage the shim sysctls (default true). */
   manageSysctls?: boolean;
+  /**
+   * Strict reverse-path filtering (rp_filter=1) on the link that holds the node's source drops
+   * pod replies that come back through the LAN router when the node is outside the pod's
+   * subnet. "warn" (default) says so in the status; "loose" sets rp_filter=2 on that link.
+   */
+  rpFilter?: "warn" | "loose";
 }
 
 export interface SubnetPlan {
@@ -129,6 +135,14 @@ function pickSource(
     onLinks[0];
   if (primary) return primary.local;
   return nodeIPs.map(ip => canonicalIP(ip)).find(ip => ip && familyOf(ip) === family);
+}
+
+/** Effective IPv4 rp_filter of a link: max(all, link); undefined when unknown. */
+function rpFilterOf(kernel: KernelState, link: string): number | undefined {
+  const all = kernel.rpFilter?.all;
+  const dev = kernel.rpFilter?.[link];
+  if (all === undefined && dev === undefined) return undefined;
+  return Math.max(Number(all ?? 0), Number(dev ?? 0));
 }
 
 export function plan(input: PlanInput): Plan {
@@ -220,6 +234,7 @@ export function plan(input: PlanInput): Plan {
 
   // 4. Per parent: parent NIC, shim, shim addresses, routes.
   const desiredShims = new Set<string>();
+  const rpFixed = new Set<string>();
   const parentSteps: PlannedStep[] = [];
   for (const p of [...parents.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const group = `parent:${p.name}`;
@@ -380,6 +395,32 @@ export function plan(input: PlanInput): Plan {
         continue;
       }
       if (s.family === 6) wantAddrs.set(s.src, { family: 6, address: s.src, prefixlen: 128 });
+      if (s.family === 4 && !cidrContains(cidr, s.src)) {
+        // Pod replies to an address outside its subnet go through the LAN router and arrive on
+        // the link that holds the address, not on the shim the route to the pod points at.
+        const holder = kernel.links.find(
+          l => !isOwnedShim(l) && l.addresses.some(a => a.local === s.src),
+        );
+        if (holder && rpFilterOf(kernel, holder.name) === 1) {
+          const key = `net/ipv4/conf/${holder.name}/rp_filter`;
+          if (input.rpFilter === "loose") {
+            if (!rpFixed.has(key)) {
+              rpFixed.add(key);
+              addS({ op: "setSysctl", key, value: "2" }, `loose rp_filter on ${holder.name}`, {
+                optional: true,
+              });
+            }
+            s.notes.push(
+              `rp_filter on ${holder.name} set to loose (2) so pod replies via the router pass`,
+            );
+          } else {
+            s.notes.push(
+              `warning: strict rp_filter on ${holder.name} drops pod replies that come back through the router; ` +
+                `set net.ipv4.conf.${holder.name}.rp_filter=2 or run the agent with AGENT_RP_FILTER=loose`,
+            );
+          }
+        }
+      }
     }
     const shimAddrs = fresh ? [] : (existing?.addresses ?? []).filter(a => a.scope === "global");
     for (const a of shimAddrs) {

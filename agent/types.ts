@@ -79,6 +79,8 @@ export interface KernelState {
   routes: KernelRoute[];
   /** Keyed by shim name, only for links that carry the shim alias. */
   sysctls: Record<string, ShimSysctls>;
+  /** `net.ipv4.conf.<name>.rp_filter`, keyed by link name and "all"; missing = unknown. */
+  rpFilter?: Record<string, string>;
 }
 
 /** What the kernel layer can do. Every action is idempotent on its own. */

@@ -636,3 +636,33 @@ test("a failed route makes its subnet not ready with the kernel's words", async 
   t.is(s.shim, SHIM);
   t.regex(s.message, /Nexthop has invalid gateway/);
 });
+
+// ---------- rp_filter ----------
+
+test("strict rp_filter where the node is outside the pod subnet: warning, or loose on request", t => {
+  const k = kernel([eth0()]);
+  k.rpFilter = { all: "0", eth0: "1" };
+  const warn = run({ kernel: k, pods: [pod("a", "198.18.100.5")] });
+  t.false(ops(warn).some(a => a.op === "setSysctl" && a.key.endsWith("/rp_filter")));
+  const s = summarize(warn, []).lan;
+  t.true(s.ready);
+  t.regex(s.message, /warning: strict rp_filter on eth0 .* AGENT_RP_FILTER=loose/);
+
+  const loose = run({ kernel: k, pods: [pod("a", "198.18.100.5")], rpFilter: "loose" });
+  const step = loose.steps.find(
+    x => x.action.op === "setSysctl" && x.action.key.endsWith("/rp_filter"),
+  );
+  t.deepEqual(step?.action, { op: "setSysctl", key: "net/ipv4/conf/eth0/rp_filter", value: "2" });
+  t.true(step?.optional);
+
+  // "all"=1 counts too (effective value is the maximum); loose (2) or an in-subnet source is fine.
+  t.regex(
+    summarize(run({ kernel: { ...k, rpFilter: { all: "1", eth0: "0" } } }), []).lan.message,
+    /strict rp_filter/,
+  );
+  t.notRegex(
+    summarize(run({ kernel: { ...k, rpFilter: { all: "1", eth0: "2" } } }), []).lan.message,
+    /rp_filter/,
+  );
+  t.notRegex(summarize(run({ kernel: k, subnets: [flat] }), []).flat.message, /rp_filter/);
+});
