@@ -4,7 +4,7 @@
 //   pmvt-<id>-lan : bridge br0 (the switch) + the LAN router 198.18.0.1/16, 198.18.100.1/24
 //   pmvt-<id>-node: eth0 (veth into br0), 198.18.0.11/16 — the node the agent runs on
 //   pmvt-<id>-<p> : a pod with net1 = macvlan on the node's eth0 (as the macvlan CNI makes it)
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 
 export interface RunResult {
   code: number;
@@ -27,17 +27,39 @@ export async function must(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Why netns tests cannot run here, or undefined when they can. */
-export async function netnsUnavailable(): Promise<string | undefined> {
+/** Why netns tests cannot run here (not root, no netns, no bridge), or undefined when they can. */
+export function netnsUnavailableSync(): string | undefined {
   if (process.platform !== "linux") return "not Linux";
   if (process.getuid?.() !== 0) return "not root";
+  const quiet = { stdio: "pipe" as const, timeout: 10_000 };
   const probe = `pmvt-probe-${process.pid}`;
-  const r = await run("ip", ["netns", "add", probe]);
-  if (r.code !== 0) return `ip netns add failed: ${r.stderr.trim()}`;
-  await run("ip", ["netns", "del", probe]);
-  const m = await run("ip", ["link", "add", `pmvt-m${process.pid % 100000}`, "type", "bridge"]);
-  if (m.code !== 0) return `no bridge support: ${m.stderr.trim()}`;
-  await run("ip", ["link", "del", `pmvt-m${process.pid % 100000}`]);
+  try {
+    execFileSync("ip", ["netns", "add", probe], quiet);
+  } catch (e) {
+    return `ip netns add failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`;
+  }
+  try {
+    execFileSync("ip", ["-n", probe, "link", "add", "br0", "type", "bridge"], quiet);
+    execFileSync(
+      "ip",
+      ["-n", probe, "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+      quiet,
+    );
+    execFileSync(
+      "ip",
+      ["-n", probe, "link", "add", "link", "v0", "name", "m0", "type", "macvlan", "mode", "bridge"],
+      quiet,
+    );
+  } catch (e) {
+    return `bridge, veth or macvlan missing: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`;
+  } finally {
+    execFileSync("ip", ["netns", "del", probe], quiet);
+  }
+  try {
+    execFileSync("sh", ["-c", "command -v ping"], quiet);
+  } catch {
+    return "no ping binary (apt-get install iputils-ping)";
+  }
   return undefined;
 }
 
