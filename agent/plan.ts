@@ -76,6 +76,29 @@ export interface PlanInput {
   rpFilter?: "warn" | "loose";
 }
 
+/** Event reasons (also used for the first problem of a not-ready subnet). */
+export type Reason =
+  | "ShimReady"
+  | "ParentReady"
+  | "InvalidSubnet"
+  | "ParentMissing"
+  | "ParentConflict"
+  | "ParentFailed"
+  | "ShimConflict"
+  | "ShimFailed"
+  | "NodeAddressMissing"
+  | "RouteConflict"
+  | "RouteFailed";
+
+export interface Problem {
+  reason: Reason;
+  message: string;
+}
+
+function problem(sp: SubnetPlan, reason: Reason, message: string): void {
+  sp.problems.push({ reason, message });
+}
+
 export interface SubnetPlan {
   subnet: string;
   mode: MacvlanMode;
@@ -86,7 +109,7 @@ export interface SubnetPlan {
   /** Local pod addresses that get a route. */
   routes: string[];
   /** Found while planning; each makes the subnet not ready on this node. */
-  problems: string[];
+  problems: Problem[];
   /** Worth saying, not a failure. */
   notes: string[];
 }
@@ -161,23 +184,23 @@ export function plan(input: PlanInput): Plan {
     const spec = s.spec;
     const cidr = spec?.cidr ? parseCIDR(spec.cidr) : undefined;
     if (!spec?.master) {
-      sp.problems.push("spec.master is empty");
+      problem(sp, "InvalidSubnet", "spec.master is empty");
       continue;
     }
     if (!cidr) {
-      sp.problems.push(`spec.cidr ${JSON.stringify(spec.cidr)} is not a CIDR`);
+      problem(sp, "InvalidSubnet", `spec.cidr ${JSON.stringify(spec.cidr)} is not a CIDR`);
       continue;
     }
     sp.family = cidr.family;
     const vlan = spec.vlan ?? 0;
     if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4094) {
-      sp.problems.push(`spec.vlan ${vlan} is out of range 0-4094`);
+      problem(sp, "InvalidSubnet", `spec.vlan ${vlan} is out of range 0-4094`);
       continue;
     }
     const pname = parentName(spec);
     sp.parent = pname;
     if (pname.length > MAX_IFNAME) {
-      sp.problems.push(`parent name ${pname} is longer than ${MAX_IFNAME} characters`);
+      problem(sp, "InvalidSubnet", `parent name ${pname} is longer than ${MAX_IFNAME} characters`);
       continue;
     }
     let p = parents.get(pname);
@@ -246,12 +269,17 @@ export function plan(input: PlanInput): Plan {
     const parent = links.get(p.name);
     let parentMtu = parent?.mtu;
     if (!parent && p.vlan === 0) {
-      for (const s of p.subnets) s.problems.push(`parent ${p.name} does not exist on this node`);
+      for (const s of p.subnets)
+        problem(s, "ParentMissing", `parent ${p.name} does not exist on this node`);
       continue;
     }
     if (!parent && !master) {
       for (const s of p.subnets)
-        s.problems.push(`master ${p.master} of parent ${p.name} does not exist on this node`);
+        problem(
+          s,
+          "ParentMissing",
+          `master ${p.master} of parent ${p.name} does not exist on this node`,
+        );
       continue;
     }
     if (p.vlan > 0 && master) {
@@ -283,7 +311,7 @@ export function plan(input: PlanInput): Plan {
         parent.vlanId !== p.vlan
       ) {
         for (const s of p.subnets)
-          s.problems.push(`${p.name} is VLAN ${parent.vlanId}, not ${p.vlan}`);
+          problem(s, "ParentConflict", `${p.name} is VLAN ${parent.vlanId}, not ${p.vlan}`);
         continue;
       }
       if (p.wantMtu && parent.mtu < p.wantMtu) {
@@ -302,7 +330,9 @@ export function plan(input: PlanInput): Plan {
     const shim = shimName(p.name);
     if (p.passthru.length) {
       for (const s of p.shimSubnets) {
-        s.problems.push(
+        problem(
+          s,
+          "ParentConflict",
           `parent ${p.name} is taken by passthru subnet ${p.passthru.join(", ")}; no host shim`,
         );
       }
@@ -322,7 +352,7 @@ export function plan(input: PlanInput): Plan {
     const adoptable = existing?.kind === "macvlan" && !existing.alias && existing.parent === p.name;
     if (existing && !isOwnedShim(existing) && !adoptable) {
       for (const s of p.shimSubnets)
-        s.problems.push(`link ${shim} exists and is not the agent's; left alone`);
+        problem(s, "ShimConflict", `link ${shim} exists and is not the agent's; left alone`);
       desiredShims.delete(shim);
       continue;
     }
@@ -388,7 +418,11 @@ export function plan(input: PlanInput): Plan {
       s.src = pickSource(s.family, cidr, parent, master, input.nodeIPs ?? []);
       if (!s.src) {
         if (s.family === 6) {
-          s.problems.push(`the node has no IPv6 address on ${p.name} to answer its pods from`);
+          problem(
+            s,
+            "NodeAddressMissing",
+            `the node has no IPv6 address on ${p.name} to answer its pods from`,
+          );
         } else {
           s.notes.push(`no IPv4 address on ${p.name}: the kernel picks the source`);
         }
@@ -459,7 +493,9 @@ export function plan(input: PlanInput): Plan {
         const f = s.family;
         const foreign = foreignByKey.get(`${f}|${dst}|${defaultMetric(f)}`);
         if (foreign) {
-          s.problems.push(
+          problem(
+            s,
+            "RouteConflict",
             `route ${dst} (proto ${foreign.protocol}) exists and is not the agent's; pod ${pa.pod} not routed`,
           );
           continue;
@@ -533,6 +569,8 @@ export function plan(input: PlanInput): Plan {
 
 export interface SubnetReadiness {
   ready: boolean;
+  /** Why (an Event reason): ShimReady/ParentReady, or the first problem's. */
+  reason: Reason;
   shim?: string;
   message: string;
 }
@@ -542,20 +580,36 @@ const hint = (err: string) =>
     ? " (the kernel has no 802.1Q VLAN support: load module 8021q)"
     : "";
 
-function describeFailure(r: StepResult): string {
+function describeFailure(r: StepResult): Problem {
   const a = r.step.action;
   const err = (r.error ?? "").trim();
   switch (a.op) {
     case "createVlan":
-      return `parent ${a.name} is missing and could not be created (VLAN ${a.vlanId} on ${a.master}): ${err}${hint(err)}`;
+      return {
+        reason: "ParentMissing",
+        message: `parent ${a.name} is missing and could not be created (VLAN ${a.vlanId} on ${a.master}): ${err}${hint(err)}`,
+      };
     case "createShim":
-      return `shim ${a.name} on ${a.parent} could not be created: ${err}`;
+      return {
+        reason: "ShimFailed",
+        message: `shim ${a.name} on ${a.parent} could not be created: ${err}`,
+      };
+    case "replaceRoute":
+    case "deleteRoute":
+      return { reason: "RouteFailed", message: `${r.step.reason}: ${err}` };
+    case "setUp":
+    case "setMtu":
+      return {
+        reason: a.name.startsWith("mvshim-") ? "ShimFailed" : "ParentFailed",
+        message: `${r.step.reason}: ${err}`,
+      };
     default:
-      return `${r.step.reason}: ${err}`;
+      return { reason: "ShimFailed", message: `${r.step.reason}: ${err}` };
   }
 }
 
-/** Per-subnet readiness from the plan and what applying it gave. */
+/** Per-subnet readiness from the plan and what applying it gave. The message stays the same
+ *  while nothing changes (no pod counts), so it can go into the subnet status cheaply. */
 export function summarize(p: Plan, results: StepResult[]): Record<string, SubnetReadiness> {
   const out: Record<string, SubnetReadiness> = {};
   for (const sp of Object.values(p.subnets)) {
@@ -563,29 +617,33 @@ export function summarize(p: Plan, results: StepResult[]): Record<string, Subnet
     const failed = mine.filter(r => r.outcome === "failed" && !r.step.optional);
     const warnings = mine.filter(r => r.outcome === "failed" && r.step.optional);
     const skipped = mine.filter(r => r.outcome === "skipped");
-    const errors = [...sp.problems, ...failed.map(describeFailure)];
-    if (skipped.length && !failed.length)
-      errors.push(`${skipped.length} step(s) skipped after an earlier failure`);
+    const errors: Problem[] = [...sp.problems, ...failed.map(describeFailure)];
+    if (skipped.length && !failed.length) {
+      errors.push({
+        reason: "ShimFailed",
+        message: `${skipped.length} step(s) skipped after an earlier failure`,
+      });
+    }
     const ready = errors.length === 0;
     const parts: string[] = [];
+    let reason: Reason;
     if (ready) {
-      if (sp.shim) {
-        parts.push(
-          `shim ${sp.shim} on ${sp.parent}` +
-            (sp.src ? `, source ${sp.src}` : "") +
-            `, ${sp.routes.length} local pod route(s)`,
-        );
-      } else {
-        parts.push(`parent ${sp.parent} ready`);
-      }
+      reason = sp.shim ? "ShimReady" : "ParentReady";
+      parts.push(
+        sp.shim
+          ? `shim ${sp.shim} on ${sp.parent}` + (sp.src ? `, source ${sp.src}` : "")
+          : `parent ${sp.parent} ready`,
+      );
     } else {
-      parts.push(errors[0]);
+      reason = errors[0].reason;
+      parts.push(errors[0].message);
       if (errors.length > 1) parts.push(`and ${errors.length - 1} more problem(s)`);
     }
     parts.push(...sp.notes);
-    if (warnings.length) parts.push(`warning: ${describeFailure(warnings[0])}`);
+    if (warnings.length) parts.push(`warning: ${describeFailure(warnings[0]).message}`);
     out[sp.subnet] = {
       ready,
+      reason,
       shim: sp.shim && !failedShim(mine) ? sp.shim : undefined,
       message: truncate(parts.join("; "), 480),
     };
