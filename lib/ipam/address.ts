@@ -1,0 +1,229 @@
+// Address helpers: IPv4 and IPv6 as BigInt, so one code path serves a /24 and a /64.
+// The parsers are strict on purpose (no octal, hex or short IPv4 forms, no zone ids): an
+// address that two tools read differently must not reach a lease.
+import { IpamError } from "./errors";
+
+export type IpFamily = 4 | 6;
+
+export interface ParsedIp {
+  family: IpFamily;
+  value: bigint;
+}
+
+export interface ParsedCidr {
+  family: IpFamily;
+  /** The network address (host bits zero); equal to `first`. */
+  network: bigint;
+  prefixLength: number;
+  /** First and last address of the CIDR, inclusive. */
+  first: bigint;
+  last: bigint;
+}
+
+export const familyBits = (family: IpFamily): number => (family === 4 ? 32 : 128);
+
+/** The highest address of a family: 2^32-1 or 2^128-1. */
+export const maxAddress = (family: IpFamily): bigint => (1n << BigInt(familyBits(family))) - 1n;
+
+const V4_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const V6_GROUP = /^[0-9a-fA-F]{1,4}$/;
+const PREFIX = /^(?:0|[1-9][0-9]{0,2})$/;
+
+function parseV4(s: string): bigint | undefined {
+  const parts = s.split(".");
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const part of parts) {
+    if (!V4_OCTET.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    n = n * 256 + octet;
+  }
+  return BigInt(n);
+}
+
+function parseV6(s: string): bigint | undefined {
+  // 45 = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+  if (s.length < 2 || s.length > 45) return undefined;
+  let text = s;
+  const lastColon = s.lastIndexOf(":");
+  if (s.includes(".", lastColon)) {
+    // Embedded IPv4 (e.g. ::ffff:198.18.0.1) fills the last two groups.
+    const v4 = parseV4(s.slice(lastColon + 1));
+    if (v4 === undefined) return undefined;
+    text = `${s.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const split = (t: string) => (t === "" ? [] : t.split(":"));
+  const gap = text.indexOf("::");
+  let head: string[];
+  let tail: string[] = [];
+  if (gap >= 0) {
+    if (text.includes("::", gap + 1)) return undefined;
+    head = split(text.slice(0, gap));
+    tail = split(text.slice(gap + 2));
+    // "::" stands for at least one zero group (RFC 4291 2.2).
+    if (head.length + tail.length > 7) return undefined;
+  } else {
+    head = text.split(":");
+    if (head.length !== 8) return undefined;
+  }
+  // One BigInt from 32 hex digits is several times faster than eight shift-and-or steps.
+  let hex = "";
+  for (const g of head) {
+    if (!V6_GROUP.test(g)) return undefined;
+    hex += g.padStart(4, "0");
+  }
+  hex += "0000".repeat(8 - head.length - tail.length);
+  for (const g of tail) {
+    if (!V6_GROUP.test(g)) return undefined;
+    hex += g.padStart(4, "0");
+  }
+  return BigInt(`0x${hex}`);
+}
+
+/** Parses an address, or returns undefined when it is not a valid IPv4 or IPv6 address. */
+export function tryParseIp(s: string): ParsedIp | undefined {
+  if (typeof s !== "string") return undefined;
+  if (s.includes(":")) {
+    const value = parseV6(s);
+    return value === undefined ? undefined : { family: 6, value };
+  }
+  const value = parseV4(s);
+  return value === undefined ? undefined : { family: 4, value };
+}
+
+export function parseIp(s: string): ParsedIp {
+  const parsed = tryParseIp(s);
+  if (!parsed) {
+    throw new IpamError(
+      "Invalid",
+      `"${s}" is not a valid IP address: write IPv4 as four decimal octets (198.18.100.7) or IPv6 in RFC 4291 text form (2001:db8::7), without zone or prefix`,
+      { ip: String(s) },
+    );
+  }
+  return parsed;
+}
+
+export const isIp = (s: string): boolean => tryParseIp(s) !== undefined;
+export const ipToBigInt = (ip: string): bigint => parseIp(ip).value;
+export const ipFamily = (ip: string): IpFamily => parseIp(ip).family;
+
+function checkRange(family: IpFamily, n: bigint): void {
+  if (n < 0n || n > maxAddress(family)) {
+    throw new RangeError(`${n} is not an IPv${family} address value`);
+  }
+}
+
+/** The eight groups of an IPv6 value as hex without leading zeros, most significant first. */
+function v6Groups(n: bigint): string[] {
+  const hex = n.toString(16).padStart(32, "0");
+  const groups: string[] = [];
+  for (let i = 0; i < 32; i += 4) {
+    let j = i;
+    while (j < i + 3 && hex.charCodeAt(j) === 48 /* "0" */) j++;
+    groups.push(hex.slice(j, i + 4));
+  }
+  return groups;
+}
+
+/** Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run as "::"). */
+export function bigIntToIp(family: IpFamily, n: bigint): string {
+  checkRange(family, n);
+  if (family === 4) {
+    const v = Number(n);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
+  const groups = v6Groups(n);
+  // Longest run of zero groups, leftmost on a tie; a single zero group is not shortened.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(":");
+  return `${groups.slice(0, bestStart).join(":")}::${groups.slice(bestStart + bestLen).join(":")}`;
+}
+
+/** All eight groups, four hex digits each, lower case: fixed width, hence injective. */
+export function expandIpv6(n: bigint, separator = ":"): string {
+  checkRange(6, n);
+  return n.toString(16).padStart(32, "0").match(/.{4}/g)!.join(separator);
+}
+
+/** The canonical text of an address ("2001:DB8:0::7" → "2001:db8::7"). */
+export function normalizeIp(ip: string): string {
+  const { family, value } = parseIp(ip);
+  return bigIntToIp(family, value);
+}
+
+export function parseCidr(s: string): ParsedCidr {
+  const invalid = (why: string) =>
+    new IpamError(
+      "Invalid",
+      `CIDR "${s}" ${why}: expected e.g. 198.18.100.0/24 or 2001:db8:0:64::/64`,
+    );
+  if (typeof s !== "string") throw invalid("is not a string");
+  const slash = s.indexOf("/");
+  if (slash < 0) throw invalid("has no prefix length");
+  const addr = tryParseIp(s.slice(0, slash));
+  if (!addr) throw invalid(`has an invalid address "${s.slice(0, slash)}"`);
+  const bits = familyBits(addr.family);
+  const prefixText = s.slice(slash + 1);
+  const prefixLength = PREFIX.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefixLength <= bits))
+    throw invalid(`has an invalid prefix length "${prefixText}" (0-${bits})`);
+  const hostMask = (1n << BigInt(bits - prefixLength)) - 1n;
+  const network = addr.value & ~hostMask;
+  if (network !== addr.value) {
+    throw invalid(
+      `has host bits set (the network is ${bigIntToIp(addr.family, network)}/${prefixLength})`,
+    );
+  }
+  return { family: addr.family, network, prefixLength, first: network, last: network | hostMask };
+}
+
+export const formatCidr = (c: ParsedCidr): string =>
+  `${bigIntToIp(c.family, c.network)}/${c.prefixLength}`;
+
+export const prefixLength = (cidr: string): number => parseCidr(cidr).prefixLength;
+
+/** Number of addresses in a CIDR (2^(bits-prefix)), network and broadcast included. */
+export const cidrSize = (c: ParsedCidr): bigint => c.last - c.first + 1n;
+
+export const cidrContains = (c: ParsedCidr, ip: ParsedIp): boolean =>
+  ip.family === c.family && ip.value >= c.first && ip.value <= c.last;
+
+/** True when `ip` lies inside `cidr` (false for the other family); throws on malformed input. */
+export function ipInCidr(ip: string, cidr: string | ParsedCidr): boolean {
+  const c = typeof cidr === "string" ? parseCidr(cidr) : cidr;
+  return cidrContains(c, parseIp(ip));
+}
+
+/** "198.18.100.7/24": the form Multus `ips` entries and CNI static IPAM expect. */
+export function ipWithPrefix(ip: string, cidr: string | ParsedCidr): string {
+  const c = typeof cidr === "string" ? parseCidr(cidr) : cidr;
+  const parsed = parseIp(ip);
+  if (!cidrContains(c, parsed)) {
+    throw new IpamError("Invalid", `IP ${ip} is not inside ${formatCidr(c)}`, { ip });
+  }
+  return `${bigIntToIp(parsed.family, parsed.value)}/${c.prefixLength}`;
+}
+
+/** Splits the `macvlan.dev/ip` annotation ("a, b,c") into its entries, blanks dropped. */
+export const splitIpList = (annotation: string): string[] =>
+  annotation
+    .split(",")
+    .map(s => s.trim())
+    .filter(s => s !== "");
+
+export const compareBigInt = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);

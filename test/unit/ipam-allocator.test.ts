@@ -1,0 +1,372 @@
+import test from "ava";
+import {
+  IpamError,
+  SubnetAllocator,
+  isIpamError,
+  type AllocatorSpec,
+  type IpamErrorCode,
+} from "../../lib/ipam";
+
+const T0 = Date.parse("2025-01-01T00:00:00Z");
+const sec = (s: number) => T0 + s * 1000;
+const lan = (extra: Partial<AllocatorSpec> = {}) =>
+  new SubnetAllocator("lan", {
+    cidr: "198.18.100.0/24",
+    gateway: "198.18.100.1",
+    reuseDelaySeconds: 30,
+    ...extra,
+  });
+const small = (n: number, extra: Partial<AllocatorSpec> = {}) =>
+  lan({ ranges: [{ start: "198.18.100.10", end: `198.18.100.${9 + n}` }], ...extra });
+
+const fails = (
+  t: import("ava").ExecutionContext,
+  fn: () => unknown,
+  code: IpamErrorCode,
+  ...res: RegExp[]
+) => {
+  const e = t.throws(fn, { instanceOf: IpamError });
+  t.is(e?.code, code);
+  for (const re of res) t.regex(e?.message ?? "", re);
+  return e;
+};
+
+test("next hands out the lowest usable addresses, skipping network and gateway", t => {
+  const a = lan();
+  t.deepEqual(
+    [a.next(T0), a.next(T0), a.next(T0)],
+    ["198.18.100.2", "198.18.100.3", "198.18.100.4"],
+  );
+  t.is(a.stateOf("198.18.100.2", T0), "allocated");
+});
+
+test("counters: total, allocated and free", t => {
+  const a = lan({ exclude: ["198.18.100.200/29"] });
+  t.is(a.total, 254n - 1n - 8n);
+  t.is(a.allocated, 0);
+  t.is(a.free, a.total);
+  a.next(T0);
+  a.allocate("198.18.100.50", T0);
+  t.is(a.allocated, 2);
+  t.is(a.free, a.total - 2n);
+  a.release("198.18.100.50", T0);
+  t.is(a.allocated, 1, "a released lease is no longer allocated");
+  t.is(a.free, a.total - 1n, "cooling addresses count as free");
+  t.is(a.releasedCount, 1);
+  a.forget("198.18.100.50");
+  t.is(a.releasedCount, 0);
+  t.is(a.free, a.total - 1n);
+  t.deepEqual(
+    a.counters(),
+    { total: "245", allocated: 1, free: "244" },
+    "status form: decimal strings",
+  );
+  const v6 = new SubnetAllocator("v6", { cidr: "2001:db8::/64" });
+  t.deepEqual(v6.counters(), {
+    total: "18446744073709551616",
+    allocated: 0,
+    free: "18446744073709551616",
+  });
+});
+
+test("next on an IPv6 /64 and an IPv4 /8", t => {
+  const v6 = new SubnetAllocator("v6", { cidr: "2001:db8:0:64::/64", gateway: "2001:db8:0:64::1" });
+  t.is(v6.next(T0), "2001:db8:0:64::");
+  t.is(v6.next(T0), "2001:db8:0:64::2");
+  t.is(v6.total, (1n << 64n) - 1n);
+  t.is(v6.free, (1n << 64n) - 3n);
+  const v4 = new SubnetAllocator("big", { cidr: "198.0.0.0/8" });
+  t.is(v4.next(T0), "198.0.0.1");
+  t.is(v4.total, (1n << 24n) - 2n);
+});
+
+test("allocate takes a given address; normalises IPv6", t => {
+  const a = lan();
+  t.is(a.allocate("198.18.100.77", T0), "198.18.100.77");
+  t.is(a.next(T0), "198.18.100.2", "a fixed IP does not move the cursor");
+  const v6 = new SubnetAllocator("v6", { cidr: "2001:db8::/64" });
+  t.is(v6.allocate("2001:DB8:0::7", T0), "2001:db8::7");
+  fails(t, () => v6.allocate("2001:db8::0:7", T0), "Taken");
+});
+
+test("fixed IP errors are typed and explain themselves", t => {
+  const a = small(5, { exclude: ["198.18.100.12"] });
+  a.allocate("198.18.100.10", T0);
+  fails(
+    t,
+    () => a.allocate("198.18.100.10", T0),
+    "Taken",
+    /198\.18\.100\.10/,
+    /subnet "lan"/,
+    /lan-198-18-100-10/,
+    /choose another IP/,
+  );
+  fails(
+    t,
+    () => a.allocate("198.18.101.10", T0),
+    "OutsidePool",
+    /198\.18\.101\.10/,
+    /outside cidr 198\.18\.100\.0\/24/,
+    /Choose an address in 198\.18\.100\.10-198\.18\.100\.14/,
+  );
+  fails(t, () => a.allocate("198.18.100.12", T0), "OutsidePool", /excluded/);
+  fails(t, () => a.allocate("198.18.100.1", T0), "OutsidePool", /gateway/);
+  fails(t, () => a.allocate("198.18.100.99", T0), "OutsidePool", /outside spec\.ranges/);
+  fails(t, () => a.allocate("2001:db8::1", T0), "OutsidePool", /IPv6/);
+  fails(
+    t,
+    () => a.allocate("198.18.100.300", T0),
+    "Invalid",
+    /"198\.18\.100\.300"/,
+    /subnet "lan"/,
+  );
+  a.release("198.18.100.10", sec(0));
+  fails(
+    t,
+    () => a.allocate("198.18.100.10", sec(29)),
+    "Cooling",
+    /198\.18\.100\.10/,
+    /2025-01-01T00:00:30\.000Z/,
+    /reuseDelaySeconds: 30/,
+    /retry after/,
+  );
+  t.is(
+    a.allocate("198.18.100.10", sec(30)),
+    "198.18.100.10",
+    "reusable exactly when the delay has passed",
+  );
+  t.true(isIpamError(new IpamError("Taken", "x"), "Taken"));
+  t.false(isIpamError(new Error("x")));
+});
+
+test("exhausted: names the subnet, its size and what to do", t => {
+  const a = small(3);
+  a.next(T0);
+  a.next(T0);
+  a.next(T0);
+  const e = fails(
+    t,
+    () => a.next(T0),
+    "Exhausted",
+    /subnet "lan"/,
+    /all 3 usable addresses/,
+    /Grow spec\.ranges or spec\.cidr/,
+    /macvlan\.dev\/subnet=lan/,
+  );
+  t.is(e?.subnet, "lan");
+  a.release("198.18.100.11", sec(0));
+  fails(
+    t,
+    () => a.next(sec(10)),
+    "Exhausted",
+    /1 of them released and cooling/,
+    /2025-01-01T00:00:30\.000Z/,
+  );
+  t.is(a.next(sec(30)), "198.18.100.11");
+  const none = new SubnetAllocator("p2p", { cidr: "198.18.100.7/32", gateway: "198.18.100.7" });
+  t.is(none.total, 0n);
+  fails(t, () => none.next(T0), "Exhausted", /no usable address/);
+});
+
+test("reuse delay: a released IP waits, never-used ones go first", t => {
+  const a = small(4, { reuseDelaySeconds: 60 });
+  t.is(a.next(sec(0)), "198.18.100.10");
+  a.release("198.18.100.10", sec(1));
+  // Long after the delay, never-used addresses are still preferred.
+  t.deepEqual(
+    [a.next(sec(100)), a.next(sec(100)), a.next(sec(100))],
+    ["198.18.100.11", "198.18.100.12", "198.18.100.13"],
+  );
+  t.is(a.next(sec(100)), "198.18.100.10");
+  a.release("198.18.100.10", sec(200));
+  fails(t, () => a.next(sec(259)), "Exhausted");
+  t.is(a.stateOf("198.18.100.10", sec(259)), "cooling");
+  t.is(a.stateOf("198.18.100.10", sec(260)), "reusable");
+  t.is(a.next(sec(260)), "198.18.100.10");
+});
+
+test("reuse prefers the least recently released address", t => {
+  const a = small(4, { reuseDelaySeconds: 10 });
+  for (let i = 0; i < 4; i++) a.next(T0);
+  a.release("198.18.100.12", sec(1));
+  a.release("198.18.100.10", sec(2));
+  a.release("198.18.100.13", sec(3));
+  a.release("198.18.100.11", sec(4));
+  t.is(a.next(sec(13)), "198.18.100.12");
+  t.is(a.next(sec(13)), "198.18.100.10");
+  fails(t, () => a.next(sec(12.5)), "Exhausted", /reusable at 2025-01-01T00:00:13\.000Z/);
+  t.is(a.next(sec(14)), "198.18.100.13");
+  t.is(a.next(sec(14)), "198.18.100.11");
+});
+
+test("release with an earlier time than queued ones still keeps the order", t => {
+  const a = small(3, { reuseDelaySeconds: 10 });
+  for (let i = 0; i < 3; i++) a.next(T0);
+  a.release("198.18.100.10", sec(5));
+  a.release("198.18.100.11", sec(1)); // late event with the lease's older releasedAt
+  a.release("198.18.100.12", new Date(sec(3)));
+  t.deepEqual(
+    [a.next(sec(20)), a.next(sec(20)), a.next(sec(20))],
+    ["198.18.100.11", "198.18.100.12", "198.18.100.10"],
+  );
+});
+
+test("release is idempotent and keeps the latest release time", t => {
+  const a = small(2, { reuseDelaySeconds: 10 });
+  a.next(T0);
+  a.next(T0);
+  a.release("198.18.100.10", sec(0));
+  a.release("198.18.100.10", sec(5));
+  a.release("198.18.100.10", sec(2));
+  t.is(a.stateOf("198.18.100.10", sec(14)), "cooling");
+  t.is(a.stateOf("198.18.100.10", sec(15)), "reusable");
+  a.release("198.18.100.11", "2025-01-01T00:00:01Z");
+  t.is(a.next(sec(15)), "198.18.100.11");
+});
+
+test("markAllocated: someone else holds it, whatever we thought", t => {
+  const a = small(3);
+  a.markAllocated("198.18.100.10");
+  t.is(a.next(T0), "198.18.100.11", "AlreadyExists → mark and ask again");
+  a.release("198.18.100.11", T0);
+  a.markAllocated("198.18.100.11"); // another replica took it over
+  a.markAllocated("198.18.100.11");
+  t.is(a.allocated, 2);
+  t.is(a.next(sec(1000)), "198.18.100.12");
+  fails(t, () => a.next(sec(1000)), "Exhausted");
+  a.markAllocated("198.18.100.200");
+  t.is(a.allocatedOutside, 1);
+  t.deepEqual(a.outsideIps(), ["198.18.100.200"]);
+  t.is(a.allocated, 3, "outside addresses are not in the counters");
+});
+
+test("forget frees at once, even a cooling address", t => {
+  const a = small(2, { reuseDelaySeconds: 3600 });
+  a.next(T0);
+  a.next(T0);
+  a.release("198.18.100.10", T0);
+  a.forget("198.18.100.10");
+  t.is(a.stateOf("198.18.100.10", T0), "free");
+  t.is(a.next(T0), "198.18.100.10");
+  a.forget("198.18.100.11");
+  a.forget("198.18.100.11");
+  t.is(a.free, 1n);
+  t.is(a.next(T0), "198.18.100.11");
+  a.markAllocated("198.18.101.1");
+  a.forget("198.18.101.1");
+  t.is(a.allocatedOutside, 0);
+});
+
+test("allocateFrom: never-used first in list order, then least recently released", t => {
+  const a = small(10, { reuseDelaySeconds: 10 });
+  const pool = ["198.18.100.15", "198.18.100.12", "198.18.100.18"];
+  t.is(a.allocateFrom(pool, T0), "198.18.100.15");
+  t.is(a.allocateFrom(pool, T0), "198.18.100.12");
+  t.is(a.allocateFrom(pool, T0), "198.18.100.18");
+  fails(
+    t,
+    () => a.allocateFrom(pool, T0),
+    "Taken",
+    /no IP of the pool list is free in subnet "lan"/,
+    /198\.18\.100\.12 is leased \(lan-198-18-100-12\)/,
+  );
+  a.release("198.18.100.18", sec(1));
+  a.release("198.18.100.15", sec(2));
+  fails(
+    t,
+    () => a.allocateFrom(pool, sec(5)),
+    "Cooling",
+    /198\.18\.100\.18 is cooling until 2025-01-01T00:00:11\.000Z/,
+  );
+  t.is(a.allocateFrom(pool, sec(20)), "198.18.100.18");
+  t.is(a.allocateFrom(pool, sec(20)), "198.18.100.15");
+  fails(
+    t,
+    () => a.allocateFrom(["198.18.100.11", "198.18.100.99"], T0),
+    "OutsidePool",
+    /198\.18\.100\.99/,
+  );
+  fails(t, () => a.allocateFrom(["198.18.100.11", "nope"], T0), "Invalid", /"nope"/);
+  fails(t, () => a.allocateFrom([], T0), "Invalid", /empty/);
+  t.is(a.stateOf("198.18.100.11", T0), "free", "a rejected list allocates nothing");
+});
+
+test("rebuild from leases: allocated, cooling, outside, invalid, duplicates", t => {
+  const a = small(6, { reuseDelaySeconds: 30 });
+  a.next(T0); // replaced by the rebuild
+  const report = a.rebuild(
+    [
+      { ip: "198.18.100.11", phase: "Bound" },
+      { ip: "198.18.100.10" }, // status not written yet: Reserved
+      { ip: "198.18.100.13", phase: "Released", releasedAt: new Date(sec(0)).toISOString() },
+      { ip: "198.18.100.12", phase: "Released", releasedAt: new Date(sec(-10)) },
+      { ip: "198.18.100.14", phase: "Released" }, // no time: cools from now
+      { ip: "198.18.100.15", phase: "Reserved" },
+      { ip: "198.18.100.15", phase: "Released", releasedAt: sec(-100) },
+      { ip: "198.18.100.99", phase: "Bound" },
+      { ip: "198.18.101.5", phase: "Released" },
+      { ip: "garbage", phase: "Bound" },
+    ],
+    sec(5),
+  );
+  t.deepEqual(report, {
+    outside: ["198.18.100.99"],
+    invalid: ["garbage"],
+    duplicates: ["198.18.100.15"],
+  });
+  t.is(a.allocated, 3);
+  t.is(a.allocatedOutside, 1);
+  t.is(a.releasedCount, 3);
+  t.is(a.free, 3n);
+  t.is(a.stateOf("198.18.100.99", T0), "outside");
+  fails(t, () => a.next(sec(19)), "Exhausted");
+  t.is(a.next(sec(20)), "198.18.100.12");
+  fails(t, () => a.next(sec(29)), "Exhausted");
+  t.is(a.next(sec(30)), "198.18.100.13");
+  fails(t, () => a.next(sec(34)), "Exhausted");
+  t.is(a.next(sec(35)), "198.18.100.14");
+  a.release("198.18.100.99", sec(40));
+  t.is(a.allocatedOutside, 0, "releasing an outside lease drops it");
+});
+
+test("rebuild leaves never-leased addresses free, lowest first", t => {
+  const a = lan();
+  a.rebuild(
+    [
+      { ip: "198.18.100.2", phase: "Bound" },
+      { ip: "198.18.100.4", phase: "Bound" },
+    ],
+    T0,
+  );
+  t.deepEqual(
+    [a.next(T0), a.next(T0), a.next(T0)],
+    ["198.18.100.3", "198.18.100.5", "198.18.100.6"],
+  );
+});
+
+test("the spec is validated", t => {
+  fails(
+    t,
+    () => new SubnetAllocator("lan", { cidr: "198.18.100.0/24", reuseDelaySeconds: -1 }),
+    "Invalid",
+    /reuseDelaySeconds/,
+  );
+  fails(t, () => new SubnetAllocator("lan", { cidr: "198.18.100.0/33" }), "Invalid", /spec\.cidr/);
+  t.is(
+    new SubnetAllocator("lan", { cidr: "198.18.100.0/24" }).reuseDelaySeconds,
+    30,
+    "default delay",
+  );
+  t.is(
+    new SubnetAllocator("lan", { cidr: "198.18.100.0/24", reuseDelaySeconds: 0 }).reuseDelaySeconds,
+    0,
+  );
+});
+
+test("markAllocated, release and forget reject malformed IPs", t => {
+  const a = lan();
+  fails(t, () => a.markAllocated("x"), "Invalid");
+  fails(t, () => a.release("x", T0), "Invalid");
+  fails(t, () => a.forget("x"), "Invalid");
+  t.throws(() => a.release("198.18.100.2", "not a date"), { instanceOf: TypeError });
+});
