@@ -26,6 +26,9 @@ export function allocatorFromLeases(subnet: MacvlanSubnet, leases: MacvlanLease[
 /** Applies one lease change seen on the watch to the allocator. */
 export function observeLease(allocator: Allocator, lease: MacvlanLease): void {
   const record = leaseRecord(lease);
-  if (record.phase === "Released") allocator.release(record.ip, record.releasedAt ?? Date.now());
-  else allocator.markAllocated(record.ip);
+  if (record.phase === "Released") {
+    // An unreadable time cools from now: the safe side.
+    const at = Date.parse(String(record.releasedAt ?? ""));
+    allocator.release(record.ip, Number.isFinite(at) ? at : Date.now());
+  } else allocator.markAllocated(record.ip);
 }

@@ -7,7 +7,7 @@ import { ensureNad, pruneNads } from "./nads";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
 import { Condition, MacvlanSubnetStatus } from "../../crds/types";
-import { usablePool } from "../../lib/ipam";
+import { allocatorFromLeases } from "../pods/allocators";
 
 /** Admission: every subnet carries our finalizer, so deletion waits for its leases. */
 export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
@@ -67,14 +67,22 @@ async function namespaceExists(name: string): Promise<boolean> {
 export function countStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): MacvlanSubnetStatus {
   const generation = subnet.metadata?.generation;
   let total = 0n;
+  let allocated = 0;
+  let free = 0n;
   let problem: string | undefined;
+  let outside: string[] = [];
   try {
-    total = usablePool(subnet.metadata!.name!, subnet.spec!).total;
+    // The engine's counts: leases outside the usable set (after a spec change) are reported,
+    // not counted, so allocated + free == total always holds.
+    const allocator = allocatorFromLeases(subnet, leases);
+    ({ total, allocated, free } = allocator);
+    outside = allocator.outsideIps();
   } catch (e) {
     problem = describe(e);
   }
-  const allocated = leases.filter(l => l.status?.phase !== "Released").length;
-  const free = total > BigInt(allocated) ? total - BigInt(allocated) : 0n;
+  const outsideNote = outside.length
+    ? `; ${outside.length} lease(s) outside the pool (${outside.slice(0, 3).join(", ")})`
+    : "";
   const ready: Omit<Condition, "lastTransitionTime"> = problem
     ? {
         type: "Ready",
@@ -95,7 +103,7 @@ export function countStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): Macv
           type: "Ready",
           status: "True",
           reason: "Available",
-          message: `${free} of ${total} addresses free`,
+          message: `${free} of ${total} addresses free${outsideNote}`,
           observedGeneration: generation,
         };
   const previous = subnet.status?.conditions?.find(c => c.type === "Ready");
