@@ -1,0 +1,423 @@
+// Shared helpers for integration tests against the local cluster (hack/cluster.sh).
+//
+//   import test from "ava";
+//   import { withCluster } from "./helpers";
+//   const cluster = withCluster(test, { nodes: 2 });      // up in test.before, down in test.after.always
+//   test.serial("…", async t => { await cluster().apply(obj); … });
+//
+// One cluster per test file; files wait for each other on a machine-wide lock (network
+// namespace names are global). PMV_CLUSTER_KEEP=1 leaves the cluster running after the file.
+import type { ExecutionContext, TestFn } from "ava";
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { acquireLock, resolveTarget } from "../../../hack/cluster/cluster";
+import { ClusterInfo, NodeSpec, REPO_ROOT, nodePaths, paths, podNetns } from "../../../hack/cluster/config";
+import { Kube, KubeObject, isNotFound } from "../../../hack/cluster/kube";
+import { ProcRecord, RunResult, isAlive, readJson, readProcRecords, run, runAsync } from "../../../hack/cluster/proc";
+import type { PodState } from "../../../hack/cluster/runtime/pod";
+import { HostSnapshot, hostSnapshot } from "./host";
+
+export { paths, podNetns } from "../../../hack/cluster/config";
+export type { ClusterInfo, NodeSpec } from "../../../hack/cluster/config";
+export { Kube, KubeError, isNotFound, isConflict, isAlreadyExists } from "../../../hack/cluster/kube";
+export type { KubeObject, KubeList } from "../../../hack/cluster/kube";
+export type { RunResult } from "../../../hack/cluster/proc";
+
+export interface ClusterOptions {
+  /** Number of nodes (default 2). */
+  nodes?: number;
+  /** Leave the cluster running after the tests (default: env PMV_CLUSTER_KEEP=1). */
+  keep?: boolean;
+  /** Print `up`/`down` output as it happens (default: env PMV_CLUSTER_VERBOSE=1). */
+  verbose?: boolean;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** What is awaited, for the timeout error. */
+  what?: string;
+}
+
+/** One line of a node's cni.log (hack/cluster/runtime/cni.ts). */
+export interface CniLogEntry {
+  time: string;
+  node: string;
+  command: "ADD" | "DEL" | "CHECK";
+  pod: string;
+  uid: string;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  ok: boolean;
+  durationMs: number;
+  result?: { ips?: Array<{ address: string }>; interfaces?: Array<{ name: string; sandbox?: string }> };
+  error?: string;
+}
+
+/** An entry of the k8s.v1.cni.cncf.io/network-status annotation. */
+export interface NetworkStatus {
+  name: string;
+  interface?: string;
+  ips?: string[];
+  mac?: string;
+  default?: boolean;
+  gateway?: string[];
+}
+
+export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+/**
+ * Polls `fn` until it returns something other than undefined/false/null; returns that value.
+ * Exceptions thrown by `fn` count as "not yet" (the last one is reported on timeout).
+ */
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  opts: WaitOptions = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 60000;
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== null && v !== false) return v as T;
+      last = undefined;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const why = last ? `: ${last instanceof Error ? last.message : String(last)}` : "";
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${opts.what ?? "condition"}${why}`);
+    }
+    await sleep(opts.intervalMs ?? 250);
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Pod = KubeObject & { spec: any; status?: any };
+
+export const podReady = (p: Pod | undefined) =>
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  !!p && p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True");
+
+export class Cluster {
+  readonly api: Kube;
+  readonly kubeconfig = paths.kubeconfig;
+  readonly kubectlPath: string;
+  private readonly background = new Set<ChildProcess>();
+  private released = false;
+
+  constructor(
+    readonly info: ClusterInfo,
+    private readonly releaseLock: () => void,
+    readonly before: HostSnapshot,
+    private readonly opts: ClusterOptions,
+  ) {
+    this.api = Kube.fromKubeconfig(paths.kubeconfig);
+    this.kubectlPath = path.join(info.binDir, "kubectl");
+  }
+
+  get nodes(): NodeSpec[] {
+    return this.info.nodes;
+  }
+
+  node(nameOrIndex: string | number): NodeSpec {
+    const n = this.info.nodes.find(x => x.name === nameOrIndex || x.index === nameOrIndex);
+    if (!n) throw new Error(`no node ${nameOrIndex}`);
+    return n;
+  }
+
+  // ---- kubectl ----------------------------------------------------------------------------
+
+  /** Runs kubectl with the admin kubeconfig; returns the result without throwing. */
+  kubectlResult(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    return runAsync(this.kubectlPath, ["--kubeconfig", this.kubeconfig, ...args], {
+      input: opts.input,
+      timeoutMs: opts.timeoutMs ?? 60000,
+    });
+  }
+
+  /** Runs kubectl; throws on a non-zero exit; returns stdout. */
+  async kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.kubectlResult(args, opts);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  /** kubectl apply of objects (JSON) or a YAML string. */
+  async apply(objs: object | object[] | string): Promise<string> {
+    const input =
+      typeof objs === "string"
+        ? objs
+        : JSON.stringify({ apiVersion: "v1", kind: "List", items: Array.isArray(objs) ? objs : [objs] });
+    return this.kubectl(["apply", "-f", "-"], { input });
+  }
+
+  // ---- pods -------------------------------------------------------------------------------
+
+  async getPod(namespace: string, name: string): Promise<Pod | undefined> {
+    return this.api.getOrUndefined<Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`);
+  }
+
+  async listPods(namespace: string, labelSelector?: string): Promise<Pod[]> {
+    const l = await this.api.get(`/api/v1/namespaces/${namespace}/pods`, { labelSelector });
+    return l.items as Pod[];
+  }
+
+  waitForPod(namespace: string, name: string, pred: (p: Pod) => boolean, opts: WaitOptions = {}): Promise<Pod> {
+    return waitFor(
+      async () => {
+        const p = await this.getPod(namespace, name);
+        return p && pred(p) ? p : undefined;
+      },
+      { what: `pod ${namespace}/${name}`, ...opts },
+    );
+  }
+
+  waitForPodReady(namespace: string, name: string, opts: WaitOptions = {}): Promise<Pod> {
+    return this.waitForPod(namespace, name, podReady, { what: `pod ${namespace}/${name} Ready`, ...opts });
+  }
+
+  waitForPodGone(namespace: string, name: string, opts: WaitOptions = {}): Promise<true> {
+    return waitFor(async () => !(await this.getPod(namespace, name)), {
+      what: `pod ${namespace}/${name} gone`,
+      ...opts,
+    }) as Promise<true>;
+  }
+
+  /** Parsed k8s.v1.cni.cncf.io/network-status annotation of a pod. */
+  networkStatus(pod: Pod): NetworkStatus[] {
+    const a = pod.metadata.annotations?.["k8s.v1.cni.cncf.io/network-status"];
+    return a ? (JSON.parse(a) as NetworkStatus[]) : [];
+  }
+
+  /** Events about an object (by name), oldest first. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async events(namespace: string, involvedName: string): Promise<any[]> {
+    const l = await this.api.get(`/api/v1/namespaces/${namespace}/events`, {
+      fieldSelector: `involvedObject.name=${involvedName}`,
+    });
+    return l.items;
+  }
+
+  // ---- namespaces -------------------------------------------------------------------------
+
+  /** Creates (or updates) a namespace and waits for its default ServiceAccount (pods need it). */
+  async createNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
+    await this.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
+    await waitFor(() => this.api.getOrUndefined(`/api/v1/namespaces/${name}/serviceaccounts/default`), {
+      what: `default ServiceAccount in ${name}`,
+    });
+  }
+
+  /** Deletes a namespace; with wait, until it is gone (its pods torn down by the node runtimes). */
+  async deleteNamespace(name: string, wait = true, timeoutMs = 120000): Promise<void> {
+    try {
+      await this.api.delete(`/api/v1/namespaces/${name}`);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    if (wait) {
+      await waitFor(async () => !(await this.api.getOrUndefined(`/api/v1/namespaces/${name}`)), {
+        what: `namespace ${name} deleted`,
+        timeoutMs,
+      });
+    }
+  }
+
+  // ---- exec ---------------------------------------------------------------------------------
+
+  /**
+   * Runs a command in a network namespace: `<namespace>/<pod>` (the pod's), `node/<node>` or
+   * `netns/<pmv-…>` (e.g. netns/pmv-gw). The host filesystem is visible, as with `cluster exec`.
+   */
+  async exec(target: string, cmd: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    const t = await resolveTarget(target);
+    return runAsync("ip", ["netns", "exec", t.netns, ...cmd], { input: opts.input, timeoutMs: opts.timeoutMs ?? 30000 });
+  }
+
+  /** Like exec, but throws on a non-zero exit and returns stdout. */
+  async execOk(target: string, cmd: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.exec(target, cmd, opts);
+    if (r.code !== 0) throw new Error(`exec ${target} ${cmd.join(" ")}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+    return r.stdout;
+  }
+
+  execPod(namespace: string, pod: string, cmd: string[], opts?: { input?: string; timeoutMs?: number }) {
+    return this.exec(`${namespace}/${pod}`, cmd, opts);
+  }
+
+  execNode(node: string | number, cmd: string[], opts?: { input?: string; timeoutMs?: number }) {
+    return this.exec(`node/${this.node(node).name}`, cmd, opts);
+  }
+
+  /**
+   * Starts a long-running command in a network namespace (tcpdump, nc -l, …). It is killed at
+   * the latest when the cluster is stopped; kill it yourself when done.
+   */
+  async spawnIn(target: string, cmd: string[]): Promise<ChildProcess> {
+    const t = await resolveTarget(target);
+    const child = spawn("ip", ["netns", "exec", t.netns, ...cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    this.background.add(child);
+    child.on("exit", () => this.background.delete(child));
+    return child;
+  }
+
+  /** Sends `count` pings (busybox ping) from a target; true if any answer came back. */
+  async ping(target: string, ip: string, opts: { count?: number; timeoutS?: number } = {}): Promise<boolean> {
+    const count = opts.count ?? 2;
+    const r = await this.exec(target, ["busybox", "ping", "-c", String(count), "-W", String(opts.timeoutS ?? 1), ip], {
+      timeoutMs: (count + (opts.timeoutS ?? 1) + 5) * 1000,
+    });
+    return r.code === 0;
+  }
+
+  // ---- node-side state (files of the node runtimes) -------------------------------------------
+
+  /** CNI calls a node runtime made (one entry per call, oldest first). */
+  cniLog(node: string | number): CniLogEntry[] {
+    const f = nodePaths(this.node(node).name).cniLog;
+    if (!fs.existsSync(f)) return [];
+    return fs
+      .readFileSync(f, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map(l => JSON.parse(l) as CniLogEntry);
+  }
+
+  /** Addresses host-local (cluster network IPAM) holds on a node. */
+  hostLocalIPs(node: string | number): string[] {
+    const dir = path.join(nodePaths(this.node(node).name).hostLocalData, "pmv-cluster");
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir).filter(f => /^[0-9a-f.:]+$/.test(f) && (f.includes(".") || f.includes(":")));
+  }
+
+  netnsExists(name: string): boolean {
+    return fs.existsSync(`/run/netns/${name}`);
+  }
+
+  /** The node runtime's record of a pod (undefined once it is torn down). */
+  podState(node: string | number, uid: string): PodState | undefined {
+    return readJson<PodState>(path.join(nodePaths(this.node(node).name).pods, uid, "state.json"));
+  }
+
+  /** Output of a pod's container (the node runtime writes it to a file). */
+  async podLog(namespace: string, name: string, container?: string): Promise<string> {
+    const p = await this.getPod(namespace, name);
+    if (!p?.spec.nodeName) throw new Error(`pod ${namespace}/${name} not scheduled`);
+    const c = container ?? p.spec.containers[0].name;
+    const f = path.join(nodePaths(p.spec.nodeName).pods, String(p.metadata.uid), `${c}.log`);
+    return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
+  }
+
+  /** The processes the cluster started (control plane and node runtimes). */
+  processes(): ProcRecord[] {
+    return readProcRecords(paths.procs);
+  }
+
+  /** Last lines of the node runtimes' logs and pod list, for failure reports. */
+  async diagnostics(): Promise<string> {
+    const out: string[] = [];
+    const r = await this.kubectlResult(["get", "pods", "-A", "-o", "wide"], { timeoutMs: 10000 });
+    out.push(r.stdout || r.stderr);
+    for (const n of this.nodes) {
+      const f = nodePaths(n.name).runtimeLog;
+      if (fs.existsSync(f)) out.push(`--- ${f}\n${fs.readFileSync(f, "utf8").split("\n").slice(-30).join("\n")}`);
+    }
+    return out.join("\n");
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /** Runs `hack/cluster.sh down`, stops background commands and releases the lock. Idempotent. */
+  async down(): Promise<RunResult> {
+    for (const c of this.background) c.kill("SIGKILL");
+    this.api.close();
+    const r = await runCli(["down"], this.opts.verbose);
+    if (!this.released) {
+      this.released = true;
+      this.releaseLock();
+    }
+    if (r.code !== 0) throw new Error(`cluster down failed:\n${r.stdout}\n${r.stderr}`);
+    return r;
+  }
+
+  /** True if every recorded cluster process is alive. */
+  healthy(): boolean {
+    return this.processes().every(isAlive);
+  }
+}
+
+function runCli(args: string[], verbose = process.env.PMV_CLUSTER_VERBOSE === "1"): Promise<RunResult> {
+  return new Promise(resolve => {
+    const child = spawn("bash", [path.join(REPO_ROOT, "hack", "cluster.sh"), ...args], {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+      if (verbose) process.stderr.write(d);
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+      if (verbose) process.stderr.write(d);
+    });
+    child.on("close", code => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/**
+ * Takes the machine-wide cluster lock, snapshots the host, runs `hack/cluster.sh up` and returns
+ * a Cluster. Call `cluster.down()` when done (withCluster does it for you).
+ */
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const release = await acquireLock("session", `integration tests (pid ${process.pid})`, 60 * 60 * 1000);
+  try {
+    const binDir = run("bash", [path.join(REPO_ROOT, "hack", "build-binaries.sh"), "--print-dir"]).stdout.trim();
+    const before = hostSnapshot(binDir);
+    const r = await runCli(["up", "--nodes", String(opts.nodes ?? 2)], opts.verbose);
+    if (r.code !== 0) {
+      await runCli(["down"], opts.verbose);
+      throw new Error(`cluster up failed:\n${r.stdout}\n${r.stderr}`);
+    }
+    const info = readJson<ClusterInfo>(paths.clusterJson);
+    if (!info) throw new Error(`cluster up did not write ${paths.clusterJson}`);
+    return new Cluster(info, release, before, opts);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/**
+ * Registers test.before (start a cluster) and test.after.always (stop it) on an ava test
+ * function; returns an accessor for the Cluster. Also logs diagnostics after a failed test.
+ */
+export function withCluster(test: TestFn, opts: ClusterOptions = {}): () => Cluster {
+  let cluster: Cluster | undefined;
+  const keep = opts.keep ?? process.env.PMV_CLUSTER_KEEP === "1";
+  test.before(async t => {
+    const t0 = Date.now();
+    cluster = await startCluster(opts);
+    t.log(`cluster up (${cluster.nodes.length} nodes) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  });
+  test.afterEach.always(async (t: ExecutionContext) => {
+    if (!t.passed && cluster) t.log(await cluster.diagnostics());
+  });
+  test.after.always(async t => {
+    if (!cluster) return;
+    if (keep) {
+      t.log(`PMV_CLUSTER_KEEP: cluster left running (KUBECONFIG=${paths.kubeconfig}); run npm run cluster -- down`);
+      return;
+    }
+    await cluster.down();
+  });
+  return () => {
+    if (!cluster) throw new Error("cluster not started (withCluster's test.before failed?)");
+    return cluster;
+  };
+}
