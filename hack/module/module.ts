@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
-import { REPO_ROOT, HOST_IP, API_PORT, nodeSpec, paths } from "../cluster/config";
+import { REPO_ROOT, HOST_IP, API_PORT, bin, nodeSpec, paths } from "../cluster/config";
 import { readProcRecords, runOk, startDaemon, stopProcess } from "../cluster/proc";
 import { peprStoreCRD } from "pepr/src/lib/assets/store";
 
@@ -18,7 +18,7 @@ const PORT = 3000;
 
 const log = (msg: string) => console.log(`\x1b[1m[module]\x1b[0m ${msg}`);
 const kubectl = (args: string[], input?: string) =>
-  runOk("kubectl", ["--kubeconfig", paths.kubeconfig, ...args], { input });
+  runOk(bin("kubectl"), ["--kubeconfig", paths.kubeconfig, ...args], { input });
 
 interface Doc {
   apiVersion: string;
