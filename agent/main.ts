@@ -1,0 +1,176 @@
+// pepr-macvlan node agent (design.md §4). One per node (DaemonSet, hostNetwork, NET_ADMIN).
+//
+//   NODE_NAME=<node> [KUBECONFIG=…] node dist/agent.js [--once] [--dry-run]
+//
+// Environment:
+//   NODE_NAME                 this node (downward API spec.nodeName), required
+//   KUBECONFIG                kubeconfig path; in-cluster config when unset
+//   NODE_IPS / HOST_IP        fallback source addresses, comma-separated (downward API
+//                             status.hostIPs / status.hostIP); the parent's own address wins
+//   AGENT_RESYNC_SECONDS      periodic full reconcile (default 30)
+//   AGENT_RP_FILTER           warn (default) | loose: set rp_filter=2 where strict filtering
+//                             would drop pod replies that come back through the router
+//   AGENT_MANAGE_SYSCTLS      true (default) | false: shim arp_filter/accept_ra/autoconf
+//   AGENT_SYSCTL_ROOT         sysctl tree (default /proc/sys; a DaemonSet mounts the host's)
+//   AGENT_EVENT_NAMESPACE     namespace for Events about subnets (default "default")
+//   AGENT_NETNS               run every ip command in this named netns (tests, debugging)
+//   AGENT_ONCE_TIMEOUT_SECONDS  --once gives up listing after this long (default 60)
+//   LOG_LEVEL                 debug | info (default) | warn | error
+// Flags:
+//   --once      reconcile once (after listing subnets and pods), print the result, exit
+//   --dry-run   plan only, print what would change, never touch the kernel or the apiserver
+import { AgentController, type LogFn } from "./controller";
+import { Kernel } from "./kernel";
+import { KfcStatusApi, watchPods, watchSubnets, type Stoppable } from "./kube";
+import { errText, StatusReporter } from "./status";
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+
+export function makeLogger(level: string | undefined, node: string): LogFn {
+  const min = LEVELS[(level as keyof typeof LEVELS) ?? "info"] ?? LEVELS.info;
+  return (lvl, msg, extra) => {
+    if (LEVELS[lvl] < min) return;
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      level: lvl,
+      node,
+      msg,
+      ...extra,
+    });
+    (lvl === "error" || lvl === "warn" ? process.stderr : process.stdout).write(`${line}\n`);
+  };
+}
+
+function envList(...names: string[]): string[] {
+  return names
+    .flatMap(n => (process.env[n] ?? "").split(","))
+    .map(s => s.trim())
+    .filter(Boolean);
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const once = argv.includes("--once");
+  const dryRun = argv.includes("--dry-run");
+  const unknown = argv.filter(a => !["--once", "--dry-run"].includes(a));
+  if (unknown.length) {
+    process.stderr.write(
+      `unknown argument(s): ${unknown.join(" ")}\nusage: agent [--once] [--dry-run]\n`,
+    );
+    return 2;
+  }
+  const node = process.env.NODE_NAME?.trim();
+  if (!node) {
+    process.stderr.write("NODE_NAME is required (downward API: spec.nodeName)\n");
+    return 2;
+  }
+  const log = makeLogger(process.env.LOG_LEVEL, node);
+  const rp = process.env.AGENT_RP_FILTER ?? "warn";
+  if (rp !== "warn" && rp !== "loose") {
+    process.stderr.write(`AGENT_RP_FILTER must be warn or loose, not ${rp}\n`);
+    return 2;
+  }
+  const resyncSeconds = Number(process.env.AGENT_RESYNC_SECONDS ?? 30);
+  const kernel = new Kernel({
+    netns: process.env.AGENT_NETNS || undefined,
+    sysctlRoot: process.env.AGENT_SYSCTL_ROOT || undefined,
+  });
+  const reporter = new StatusReporter({
+    node,
+    api: new KfcStatusApi({ node, eventNamespace: process.env.AGENT_EVENT_NAMESPACE || "default" }),
+    log,
+  });
+  const controller = new AgentController({
+    node,
+    kernel,
+    reporter,
+    nodeIPs: envList("NODE_IPS", "HOST_IP"),
+    rpFilter: rp,
+    manageSysctls: process.env.AGENT_MANAGE_SYSCTLS !== "false",
+    dryRun,
+    resyncMs: Math.max(1, Number.isFinite(resyncSeconds) ? resyncSeconds : 30) * 1000,
+    log,
+  });
+
+  log("info", "starting", { once, dryRun, resyncSeconds, rpFilter: rp, netns: kernel.netns });
+  const watchError = (what: string, err: unknown) =>
+    log("warn", "watch trouble", { what, error: errText(err) });
+  const watches: Stoppable[] = [];
+  let resolveSynced: () => void = () => undefined;
+  const synced = new Promise<void>(r => (resolveSynced = r));
+  const checkSynced = () => controller.synced && resolveSynced();
+  watches.push(
+    watchSubnets({
+      list: items => {
+        if (!once) controller.onSubnetList(items);
+        else controller.subnets.replace(items);
+        checkSynced();
+      },
+      event: (phase, s) => !once && controller.onSubnetEvent(phase, s),
+      error: watchError,
+    }),
+    watchPods(node, {
+      list: items => {
+        if (!once) controller.onPodList(items);
+        else controller.pods.replace(items);
+        checkSynced();
+      },
+      event: (phase, p) => !once && controller.onPodEvent(phase, p),
+      error: watchError,
+    }),
+  );
+
+  if (once) {
+    const limit = Number(process.env.AGENT_ONCE_TIMEOUT_SECONDS ?? 60) * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      synced.then(() => false),
+      new Promise<boolean>(r => (timer = setTimeout(() => r(true), limit))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const w of watches) w.stop();
+      log("error", "could not list subnets and pods in time", { seconds: limit / 1000 });
+      return 1;
+    }
+    for (const w of watches) w.stop();
+    const r = await controller.reconcileOnce();
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          steps: r.plan.steps.map(s => ({ ...s.action, reason: s.reason })),
+          failed: r.results.filter(x => x.outcome === "failed").map(x => x.error),
+          readiness: r.readiness,
+          unresolvedPods: r.plan.unresolved,
+          durationMs: r.durationMs,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return Object.values(r.readiness).every(x => x.ready) ? 0 : 1;
+  }
+
+  controller.start();
+  await new Promise<void>(resolve => {
+    const stop = (sig: string) => {
+      log("info", "stopping; kernel state stays so pods keep host access", { signal: sig });
+      for (const w of watches) w.stop();
+      void controller.stop().then(resolve);
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  return 0;
+}
+
+if (require.main === module) {
+  main().then(
+    code => process.exit(code),
+    err => {
+      process.stderr.write(
+        `fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}
