@@ -1,0 +1,360 @@
+// The node agent on the local cluster, deployed as it would be: agent/deploy/agent.yaml (its
+// ServiceAccount and least-privilege RBAC, the DaemonSet with downward-API env), run by each
+// node's runtime in the node's network namespace (hostNetwork) with the bundled dist/agent.js.
+// The operator (the built Pepr module) hands out addresses; Multus and the macvlan CNI make net1.
+import anyTest, { type TestFn } from "ava";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseAllDocuments } from "yaml";
+import * as moduleRunner from "../../hack/module/module";
+import { shimName } from "../../agent/plan";
+import {
+  httpServer,
+  sleep,
+  testPod,
+  waitFor,
+  withCluster,
+  type Cluster,
+  type Pod,
+} from "./helpers";
+
+const test = anyTest as TestFn;
+const cluster = withCluster(test, { nodes: 2 });
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const NS = "agent-t";
+const SHIM = shimName("eth0");
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const subnet = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "macvlan.dev/v1alpha1",
+  kind: "MacvlanSubnet",
+  metadata: { name },
+  spec: { master: "eth0", reuseDelaySeconds: 1, ...spec },
+});
+
+async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
+  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+const nodeEntries = async (c: Cluster, name: string): Promise<Json[]> =>
+  (await getJson(c, ["mvs", name]))?.status?.nodes ?? [];
+
+async function agentRoutes(c: Cluster, node: number): Promise<string[]> {
+  const out = await c.execNode(node, ["ip", "-j", "route", "show", "proto", "77"]);
+  return (JSON.parse(out.stdout || "[]") as Json[])
+    .map(r => `${r.dst} dev ${r.dev} src ${r.prefsrc}`)
+    .sort();
+}
+
+const hasLink = async (c: Cluster, node: number, name: string) =>
+  (await c.execNode(node, ["ip", "link", "show", "dev", name])).code === 0;
+
+const macvlanIP = (p: Pod) => String(p.metadata.annotations?.["macvlan.dev/ip"] ?? "");
+
+/** wget from a node's network namespace to a pod, as a node-local client would. */
+async function nodeGet(c: Cluster, node: number, ip: string): Promise<string | undefined> {
+  const r = await c.execNode(
+    node,
+    ["busybox", "wget", "-q", "-O", "-", "-T", "3", `http://${ip}:8080/`],
+    {
+      timeoutMs: 10000,
+    },
+  );
+  return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
+/** agent/deploy/agent.yaml, with the container command pointed at the bundle (images are ignored). */
+function agentManifest(): Json[] {
+  const docs = parseAllDocuments(
+    fs.readFileSync(path.join(ROOT, "agent", "deploy", "agent.yaml"), "utf8"),
+  ).map(d => d.toJS() as Json);
+  const ds = docs.find(d => d.kind === "DaemonSet");
+  const ctr = ds.spec.template.spec.containers[0];
+  ctr.command = [process.execPath, path.join(ROOT, "dist", "agent.js")];
+  const env = ctr.env as { name: string; value?: string }[];
+  const set = (name: string, value: string) => {
+    const e = env.find(x => x.name === name);
+    if (e) e.value = value;
+    else env.push({ name, value });
+  };
+  set("AGENT_RESYNC_SECONDS", "5");
+  // The runtime runs the process in the node's network namespace: its own /proc/sys/net is the node's.
+  set("AGENT_SYSCTL_ROOT", "/proc/sys");
+  set("LOG_LEVEL", "info");
+  return docs;
+}
+
+async function agentPods(c: Cluster): Promise<Pod[]> {
+  return (await c.listPods("pepr-system", "app.kubernetes.io/name=pepr-macvlan-agent")).filter(
+    p => !p.metadata.deletionTimestamp,
+  );
+}
+
+let p1: Pod, p2: Pod, single: Pod;
+
+test.before(async () => {
+  const c = cluster();
+  moduleRunner.build();
+  execFileSync(process.execPath, [path.join(ROOT, "agent", "build.mjs")], {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
+  moduleRunner.install(1);
+  await moduleRunner.start(1);
+  await c.apply(
+    subnet("lan", {
+      cidr: "198.18.0.0/16",
+      gateway: "198.18.0.1",
+      ranges: [{ start: "198.18.100.10", end: "198.18.100.60" }],
+    }),
+  );
+  await waitFor(
+    async () => (await getJson(c, ["mvs", "lan"]))?.status?.conditions?.[0]?.status === "True",
+    {
+      what: "subnet lan Ready",
+    },
+  );
+  await c.createNamespace(NS, { "macvlan.dev/subnet": "lan" });
+});
+
+test.after.always(async () => {
+  await moduleRunner.stop();
+});
+
+test.serial(
+  "without the agent a node cannot reach its own macvlan pods, and single-NIC probes fail",
+  async t => {
+    const c = cluster();
+    await c.apply([
+      testPod({ name: "p1", namespace: NS, node: "pmv-node-1", command: httpServer() }),
+      testPod({ name: "p2", namespace: NS, node: "pmv-node-2", command: httpServer() }),
+      testPod({
+        name: "single",
+        namespace: NS,
+        node: "pmv-node-1",
+        command: httpServer(),
+        annotations: { "macvlan.dev/single-nic": "true" },
+        readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 1 },
+      }),
+    ]);
+    p1 = await c.waitForPodReady(NS, "p1", { timeoutMs: 90000 });
+    p2 = await c.waitForPodReady(NS, "p2", { timeoutMs: 90000 });
+    single = await c.waitForPod(NS, "single", p => !!p.status?.podIP, { timeoutMs: 90000 });
+    t.is(single.status.podIP, macvlanIP(single), "single-NIC: the pod IP is the macvlan address");
+    t.log(
+      `p1 ${macvlanIP(p1)} (node 1), p2 ${macvlanIP(p2)} (node 2), single ${macvlanIP(single)} (node 1)`,
+    );
+
+    t.false(await c.ping("node/pmv-node-1", macvlanIP(p1)), "node 1 → its own pod p1 fails");
+    t.is(await nodeGet(c, 1, macvlanIP(p1)), undefined);
+    t.true(
+      await c.ping("node/pmv-node-2", macvlanIP(p1)),
+      "node 2 → p1 (another node) works over the LAN",
+    );
+    await sleep(3000);
+    t.falsy(
+      (await c.getPod(NS, "single"))?.status?.conditions?.find(
+        (x: Json) => x.type === "Ready" && x.status === "True",
+      ),
+    );
+  },
+);
+
+test.serial(
+  "the agent DaemonSet makes node → own pod work and reports per-node readiness",
+  async t => {
+    const c = cluster();
+    const t0 = Date.now();
+    await c.apply(agentManifest());
+    const pods = await waitFor(
+      async () => {
+        const l = await agentPods(c);
+        return l.length === 2 && l.every(p => p.status?.phase === "Running") && l;
+      },
+      { what: "two agent pods Running", timeoutMs: 90000 },
+    );
+    t.deepEqual(pods.map(p => p.spec.nodeName).sort(), ["pmv-node-1", "pmv-node-2"]);
+
+    const entries = await waitFor(
+      async () => {
+        const e = await nodeEntries(c, "lan");
+        return e.length === 2 && e.every(x => x.ready) && e;
+      },
+      { what: "status.nodes of lan: both nodes ready", timeoutMs: 60000 },
+    );
+    t.log(
+      `agents ready on both nodes ${((Date.now() - t0) / 1000).toFixed(1)} s after the DaemonSet was applied`,
+    );
+    t.deepEqual(entries.map((e: Json) => [e.node, e.ready, e.shim]).sort(), [
+      ["pmv-node-1", true, SHIM],
+      ["pmv-node-2", true, SHIM],
+    ]);
+    t.regex(entries[0].message, /^shim mvshim-[0-9a-f]{8} on eth0, source 198\.18\.0\.1[12]/);
+    t.truthy(Date.parse(entries[0].lastUpdateTime));
+
+    await waitFor(async () => (await agentRoutes(c, 1)).length === 2, {
+      what: "two routes on node 1",
+    });
+    t.deepEqual(
+      await agentRoutes(c, 1),
+      [
+        `${macvlanIP(p1)} dev ${SHIM} src 198.18.0.11`,
+        `${macvlanIP(single)} dev ${SHIM} src 198.18.0.11`,
+      ].sort(),
+    );
+    t.deepEqual(await agentRoutes(c, 2), [`${macvlanIP(p2)} dev ${SHIM} src 198.18.0.12`]);
+
+    t.true(await c.ping("node/pmv-node-1", macvlanIP(p1)), "node 1 → own pod p1");
+    t.is(await nodeGet(c, 1, macvlanIP(p1)), "ok");
+    t.is(await nodeGet(c, 2, macvlanIP(p2)), "ok");
+    const ready = await c.waitForPodReady(NS, "single", { timeoutMs: 30000 });
+    t.truthy(ready, "the kubelet-style probe from the node reaches the single-NIC pod");
+
+    const events = await waitFor(
+      async () => {
+        const l = await c.events("default", "lan");
+        return l.filter((e: Json) => e.reason === "ShimReady").length >= 2 && l;
+      },
+      { what: "ShimReady events" },
+    );
+    t.deepEqual(
+      [
+        ...new Set(
+          events.filter((e: Json) => e.reason === "ShimReady").map((e: Json) => e.source?.host),
+        ),
+      ].sort(),
+      ["pmv-node-1", "pmv-node-2"],
+    );
+  },
+);
+
+test.serial(
+  "routes follow pods; a hand-deleted route and an agent restart are handled",
+  async t => {
+    const c = cluster();
+    // Someone deletes the route: the periodic resync (5 s here) restores it.
+    await c.execNode(1, ["ip", "route", "del", `${macvlanIP(p1)}/32`, "dev", SHIM]);
+    t.false(await c.ping("node/pmv-node-1", macvlanIP(p1), { count: 1 }));
+    await waitFor(
+      async () => (await agentRoutes(c, 1)).some(r => r.startsWith(`${macvlanIP(p1)} `)),
+      {
+        what: "route restored",
+        timeoutMs: 20000,
+      },
+    );
+    t.true(await c.ping("node/pmv-node-1", macvlanIP(p1)));
+
+    // The agent restarts (pod deleted, DaemonSet makes a new one): pods keep access throughout,
+    // and the new agent finds nothing to change (status entry not rewritten).
+    const before = await nodeEntries(c, "lan");
+    const old = (await agentPods(c)).find(p => p.spec.nodeName === "pmv-node-1")!;
+    await c.kubectl([
+      "-n",
+      "pepr-system",
+      "delete",
+      "pod",
+      String(old.metadata.name),
+      "--wait=false",
+    ]);
+    t.true(await c.ping("node/pmv-node-1", macvlanIP(p1)), "access survives the agent going away");
+    await waitFor(
+      async () => {
+        const l = await agentPods(c);
+        return l.some(
+          p =>
+            p.spec.nodeName === "pmv-node-1" &&
+            p.metadata.uid !== old.metadata.uid &&
+            p.status?.phase === "Running",
+        );
+      },
+      { what: "a new agent on node 1", timeoutMs: 60000 },
+    );
+    await sleep(8000); // at least one full reconcile of the new agent
+    t.deepEqual(
+      await nodeEntries(c, "lan"),
+      before,
+      "status untouched: the new agent had nothing to do",
+    );
+    t.true(await c.ping("node/pmv-node-1", macvlanIP(p1)));
+
+    // The pod goes: its route goes.
+    await c.kubectl(["-n", NS, "delete", "pod", "p1", "--wait=false"]);
+    await waitFor(
+      async () => !(await agentRoutes(c, 1)).some(r => r.startsWith(`${macvlanIP(p1)} `)),
+      {
+        what: "route of p1 removed",
+        timeoutMs: 30000,
+      },
+    );
+    t.deepEqual(await agentRoutes(c, 1), [`${macvlanIP(single)} dev ${SHIM} src 198.18.0.11`]);
+  },
+);
+
+test.serial(
+  "a VLAN parent the nodes cannot make: that subnet reports it per node, the other stays ready",
+  async t => {
+    const c = cluster();
+    await c.apply(subnet("vlan100", { vlan: 100, cidr: "2001:db8:100::/64" }));
+    const entries = await waitFor(
+      async () => {
+        const e = await nodeEntries(c, "vlan100");
+        return e.length === 2 && e;
+      },
+      { what: "status.nodes of vlan100", timeoutMs: 60000 },
+    );
+    for (const e of entries) {
+      t.false(e.ready);
+      t.regex(
+        e.message,
+        /^parent eth0\.100 is missing and could not be created \(VLAN 100 on eth0\): .*Unknown device type/,
+      );
+    }
+    t.log(entries[0].message);
+    t.true((await nodeEntries(c, "lan")).every((e: Json) => e.ready));
+    t.is(await nodeGet(c, 2, macvlanIP(p2)), "ok");
+    const warn = await waitFor(
+      async () =>
+        (await c.events("default", "vlan100")).filter((e: Json) => e.reason === "ParentMissing"),
+      {
+        what: "ParentMissing events",
+      },
+    );
+    t.true(warn.length >= 1);
+    t.is(warn[0].type, "Warning");
+    await c.kubectl(["delete", "mvs", "vlan100", "--wait=true", "--timeout=60s"]);
+  },
+);
+
+test.serial(
+  "when the subnets are gone, the shims go; nothing else on the node is touched",
+  async t => {
+    const c = cluster();
+    const linksBefore = async (n: number) =>
+      (JSON.parse((await c.execNode(n, ["ip", "-j", "link", "show"])).stdout) as Json[])
+        .map(l => l.ifname as string)
+        .filter(n => n !== SHIM && !n.startsWith("veth"))
+        .sort();
+    const before = [await linksBefore(1), await linksBefore(2)];
+    await c.deleteNamespace(NS, true);
+    await c.kubectl(["delete", "mvs", "lan", "--wait=true", "--timeout=90s"]);
+    await waitFor(async () => !(await hasLink(c, 1, SHIM)) && !(await hasLink(c, 2, SHIM)), {
+      what: "shims removed",
+      timeoutMs: 30000,
+    });
+    t.deepEqual(await agentRoutes(c, 1), []);
+    t.deepEqual(await agentRoutes(c, 2), []);
+    t.deepEqual([await linksBefore(1), await linksBefore(2)], before);
+    // Default and pod-CIDR routes of the cluster are still there.
+    const r = (await c.execNode(1, ["ip", "route", "show"])).stdout;
+    t.regex(r, /default via 198\.18\.0\.1/);
+    t.regex(r, /198\.19\.2\.0\/24 via 198\.18\.0\.12/);
+    await c.kubectl(["delete", "-f", "-"], {
+      input: JSON.stringify({ apiVersion: "v1", kind: "List", items: agentManifest() }),
+    });
+  },
+);
