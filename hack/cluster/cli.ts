@@ -41,7 +41,8 @@ function parseUp(args: string[]): { nodes: number } {
     if (m) {
       const v = m[1] ?? args[++i];
       nodes = Number(v);
-      if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes must be 1..${MAX_NODES}, got "${v}"`);
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
+        throw new Error(`--nodes must be 1..${MAX_NODES}, got "${v}"`);
     } else {
       throw new Error(`unknown option for up: ${a}`);
     }

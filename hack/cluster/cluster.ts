@@ -41,7 +41,7 @@ import {
   waitHealthy,
 } from "./controlplane";
 import { writeCniConfig } from "./cni-config";
-import { Kube, isAlreadyExists, sleep } from "./kube";
+import { Kube, KubeList, isAlreadyExists, sleep } from "./kube";
 import { clusterNetns, linkExists, netnsExists, setupLan, teardownLan } from "./network";
 import {
   ProcRecord,
@@ -80,7 +80,11 @@ interface LockOwner {
  * Takes a machine-wide lock (a directory, created atomically). A lock whose owner process is gone
  * is taken over. Returns a release function.
  */
-export async function acquireLock(name: string, what: string, timeoutMs = 30 * 60 * 1000): Promise<() => void> {
+export async function acquireLock(
+  name: string,
+  what: string,
+  timeoutMs = 30 * 60 * 1000,
+): Promise<() => void> {
   const dir = `${LOCK_DIR}.${name}`;
   const me: LockOwner = { pid: process.pid, startTime: procStartTime(process.pid) ?? "", what };
   const deadline = Date.now() + timeoutMs;
@@ -107,7 +111,8 @@ export async function acquireLock(name: string, what: string, timeoutMs = 30 * 6
         continue;
       }
     }
-    if (Date.now() > deadline) throw new Error(`lock ${dir} held by pid ${owner?.pid} (${owner?.what})`);
+    if (Date.now() > deadline)
+      throw new Error(`lock ${dir} held by pid ${owner?.pid} (${owner?.what})`);
     if (!told) {
       say(`waiting for lock ${dir} (held by pid ${owner?.pid}: ${owner?.what})`);
       told = true;
@@ -124,6 +129,7 @@ const PACKAGES: Array<{ cmd: string; pkg: string; why: string }> = [
   { cmd: "openssl", pkg: "openssl", why: "certificates" },
   { cmd: "tcpdump", pkg: "tcpdump", why: "debugging and tests" },
   { cmd: "busybox", pkg: "busybox-static", why: "ping, nc, httpd in test pods" },
+  { cmd: "curl", pkg: "curl", why: "HTTP checks in tests" },
 ];
 
 const have = (cmd: string) => run("bash", ["-c", `command -v ${cmd}`]).code === 0;
@@ -144,7 +150,9 @@ export function ensurePackages(): void {
 }
 
 export function buildBinaries(): void {
-  const r = spawnSync("bash", [path.join(REPO_ROOT, "hack", "build-binaries.sh")], { stdio: "inherit" });
+  const r = spawnSync("bash", [path.join(REPO_ROOT, "hack", "build-binaries.sh")], {
+    stdio: "inherit",
+  });
   if (r.status !== 0) throw new Error("hack/build-binaries.sh failed");
 }
 
@@ -179,8 +187,16 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
       say("binaries: hack/build-binaries.sh (cached binaries are reused)");
       buildBinaries();
     }
-    for (const b of ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "multus"]) {
-      if (!fs.existsSync(path.join(binDir(), b))) throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);
+    for (const b of [
+      "etcd",
+      "kube-apiserver",
+      "kube-controller-manager",
+      "kube-scheduler",
+      "kubectl",
+      "multus",
+    ]) {
+      if (!fs.existsSync(path.join(binDir(), b)))
+        throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);
     }
     ensurePackages();
 
@@ -193,14 +209,22 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
     }
 
     const nodes: NodeSpec[] = Array.from({ length: count }, (_, i) => nodeSpec(i + 1));
-    for (const d of [paths.state, paths.logs, paths.procs, paths.nodes]) fs.mkdirSync(d, { recursive: true });
-    const info: ClusterInfo = { nodes, binDir: binDir(), createdAt: new Date().toISOString(), apiServer: API_SERVER };
+    for (const d of [paths.state, paths.logs, paths.procs, paths.nodes])
+      fs.mkdirSync(d, { recursive: true });
+    const info: ClusterInfo = {
+      nodes,
+      binDir: binDir(),
+      createdAt: new Date().toISOString(),
+      apiServer: API_SERVER,
+    };
     writeJsonAtomic(paths.clusterJson, info);
 
     say("certificates and kubeconfigs (openssl, ECDSA P-256)");
     makePki(nodes);
 
-    say(`network: LAN bridge in ${LAN_NETNS}, router ${GW_NETNS}, ${nodes.map(n => n.name).join(", ")}, ${HOST_LINK}`);
+    say(
+      `network: LAN bridge in ${LAN_NETNS}, router ${GW_NETNS}, ${nodes.map(n => n.name).join(", ")}, ${HOST_LINK}`,
+    );
     setupLan(nodes);
 
     say("etcd");
@@ -220,12 +244,18 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
     ]);
 
     say("NetworkAttachmentDefinition CRD, Multus RBAC, Node objects");
-    const kubectl = (...args: string[]) => runOk(path.join(binDir(), "kubectl"), ["--kubeconfig", paths.kubeconfig, ...args]);
+    const kubectl = (...args: string[]) =>
+      runOk(path.join(binDir(), "kubectl"), ["--kubeconfig", paths.kubeconfig, ...args]);
     kubectl("apply", "-f", paths.manifests);
     const kube = adminKube();
     try {
       for (const n of nodes) await createNode(kube, n);
-      kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/network-attachment-definitions.k8s.cni.cncf.io");
+      kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/network-attachment-definitions.k8s.cni.cncf.io",
+      );
 
       say("CNI configuration and node runtimes");
       for (const n of nodes) {
@@ -291,23 +321,25 @@ async function waitClusterReady(kube: Kube, nodes: NodeSpec[], timeoutMs = 12000
   let why = "";
   while (Date.now() < deadline) {
     for (const rec of readProcRecords(paths.procs)) {
-      if (!isAlive(rec)) throw new Error(`${rec.name} exited; last lines of ${rec.log}:\n${tail(rec.log, 20)}`);
+      if (!isAlive(rec))
+        throw new Error(`${rec.name} exited; last lines of ${rec.log}:\n${tail(rec.log, 20)}`);
     }
     try {
-      const list = await kube.get("/api/v1/nodes");
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      const byName = new Map<string, any>(list.items.map((x: any) => [x.metadata.name, x]));
+      const list = await kube.get<KubeList>("/api/v1/nodes");
+      const byName = new Map(list.items.map(x => [x.metadata.name, x]));
       const notReady = nodes.filter(n => {
         const node = byName.get(n.name);
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        const ready = node?.status?.conditions?.find((c: any) => c.type === "Ready")?.status === "True";
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        const tainted = (node?.spec?.taints ?? []).some((t: any) => t.key === "node.kubernetes.io/not-ready");
+        const conds = (node?.status?.conditions ?? []) as Array<{ type: string; status: string }>;
+        const ready = conds.find(c => c.type === "Ready")?.status === "True";
+        const taints = (node?.spec?.taints ?? []) as Array<{ key: string }>;
+        const tainted = taints.some(t => t.key === "node.kubernetes.io/not-ready");
         return !ready || tainted;
       });
       const sa = await kube.getOrUndefined("/api/v1/namespaces/default/serviceaccounts/default");
       if (!notReady.length && sa) return;
-      why = notReady.length ? `not ready: ${notReady.map(n => n.name).join(", ")}` : "no default ServiceAccount yet";
+      why = notReady.length
+        ? `not ready: ${notReady.map(n => n.name).join(", ")}`
+        : "no default ServiceAccount yet";
     } catch (e) {
       why = String(e);
     }
@@ -317,7 +349,9 @@ async function waitClusterReady(kube: Kube, nodes: NodeSpec[], timeoutMs = 12000
 }
 
 function printUsage(info: ClusterInfo): void {
-  const rel = path.relative(process.env.PMV_CALLER_CWD ?? process.cwd(), paths.kubeconfig) || paths.kubeconfig;
+  const rel =
+    path.relative(process.env.PMV_CALLER_CWD ?? process.cwd(), paths.kubeconfig) ||
+    paths.kubeconfig;
   const lines = [
     "",
     `  kubeconfig:  ${paths.kubeconfig}`,
@@ -358,7 +392,14 @@ function podProcessRecords(): ProcRecord[] {
     for (const uid of uids) {
       const st = readJson<PodState>(path.join(podsDir, uid, "state.json"));
       for (const [name, c] of Object.entries(st?.containers ?? {})) {
-        if (c.run) out.push({ name: `${st?.namespace}/${st?.name}/${name}`, pid: c.run.pid, startTime: c.run.startTime, argv: [], group: true });
+        if (c.run)
+          out.push({
+            name: `${st?.namespace}/${st?.name}/${name}`,
+            pid: c.run.pid,
+            startTime: c.run.startTime,
+            argv: [],
+            group: true,
+          });
       }
     }
   }
@@ -386,7 +427,8 @@ async function downLocked(verbose: boolean): Promise<void> {
   // 1. node runtimes (so they start nothing new), 2. pod processes, 3. anything else inside our
   // network namespaces (exec sessions, strays), 4. the control plane.
   for (const r of runtimes) if (await stopProcess(r, 5000)) log(`stopped ${r.name} (pid ${r.pid})`);
-  for (const r of podProcessRecords()) if (await stopProcess(r, 3000)) log(`stopped pod process ${r.name} (pid ${r.pid})`);
+  for (const r of podProcessRecords())
+    if (await stopProcess(r, 3000)) log(`stopped pod process ${r.name} (pid ${r.pid})`);
   const inodes = new Set(
     clusterNetns()
       .map(n => netnsInode(`/run/netns/${n}`))
@@ -404,7 +446,8 @@ async function downLocked(verbose: boolean): Promise<void> {
       }
     }
   }
-  for (const r of [...others, ...control]) if (await stopProcess(r, 10000)) log(`stopped ${r.name} (pid ${r.pid})`);
+  for (const r of [...others, ...control])
+    if (await stopProcess(r, 10000)) log(`stopped ${r.name} (pid ${r.pid})`);
 
   // Network: pod namespaces first, then nodes, router, LAN (its deletion removes pmv-host's peer).
   const all = clusterNetns();
@@ -427,7 +470,8 @@ async function downLocked(verbose: boolean): Promise<void> {
   if (leftNetns.length) errors.push(`network namespaces left: ${leftNetns.join(" ")}`);
   if (linkExists(HOST_LINK)) errors.push(`link ${HOST_LINK} left`);
   const alive = [...records, ...control].filter(isAlive);
-  if (alive.length) errors.push(`processes still running: ${alive.map(r => `${r.name}(${r.pid})`).join(" ")}`);
+  if (alive.length)
+    errors.push(`processes still running: ${alive.map(r => `${r.name}(${r.pid})`).join(" ")}`);
   if (errors.length) throw new Error(`down incomplete:\n  ${errors.join("\n  ")}`);
   log("cluster down");
 }
@@ -452,9 +496,13 @@ export async function status(): Promise<number> {
     healthy &&= ok;
     const rss = ok ? procRssKiB(r.pid) : 0;
     total += rss;
-    console.log(`${r.name.padEnd(34)}${String(r.pid).padStart(8)}  ${(ok ? "running" : "DEAD").padEnd(8)} ${(rss / 1024).toFixed(0).padStart(4)} MiB`);
+    console.log(
+      `${r.name.padEnd(34)}${String(r.pid).padStart(8)}  ${(ok ? "running" : "DEAD").padEnd(8)} ${(rss / 1024).toFixed(0).padStart(4)} MiB`,
+    );
   }
-  console.log(`${"total".padEnd(34)}${"".padStart(8)}  ${"".padEnd(8)} ${(total / 1024).toFixed(0).padStart(4)} MiB\n`);
+  console.log(
+    `${"total".padEnd(34)}${"".padStart(8)}  ${"".padEnd(8)} ${(total / 1024).toFixed(0).padStart(4)} MiB\n`,
+  );
   console.log(`network namespaces: ${clusterNetns().join(" ")}\n`);
   const kubectl = path.join(info.binDir, "kubectl");
   for (const args of [
@@ -482,14 +530,19 @@ export async function resolveTarget(target: string): Promise<ExecTarget> {
   const info = readClusterInfo();
   if (!info) throw new Error("no cluster: run up first");
   const [kind, name, ...rest] = target.split("/");
-  if (!kind || !name || rest.length) throw new Error(`bad target "${target}": want <namespace>/<pod> or node/<node>`);
+  if (!kind || !name || rest.length)
+    throw new Error(`bad target "${target}": want <namespace>/<pod> or node/<node>`);
   if (kind === "node") {
-    const n = info.nodes.find(x => x.name === name || x.name === `pmv-node-${name}` || x.name === `pmv-${name}`);
-    if (!n) throw new Error(`unknown node ${name} (nodes: ${info.nodes.map(x => x.name).join(", ")})`);
+    const n = info.nodes.find(
+      x => x.name === name || x.name === `pmv-node-${name}` || x.name === `pmv-${name}`,
+    );
+    if (!n)
+      throw new Error(`unknown node ${name} (nodes: ${info.nodes.map(x => x.name).join(", ")})`);
     return { netns: n.name, node: n.name };
   }
   if (kind === "netns") {
-    if (!name.startsWith(NETNS_PREFIX) || !netnsExists(name)) throw new Error(`no cluster network namespace ${name}`);
+    if (!name.startsWith(NETNS_PREFIX) || !netnsExists(name))
+      throw new Error(`no cluster network namespace ${name}`);
     return { netns: name };
   }
   const kube = adminKube();
@@ -500,7 +553,8 @@ export async function resolveTarget(target: string): Promise<ExecTarget> {
     const node = pod.spec.nodeName as string | undefined;
     if (!node) throw new Error(`pod ${target} is not scheduled yet`);
     const netns = hostNetwork ? node : podNetns(uid);
-    if (!netnsExists(netns)) throw new Error(`pod ${target} has no network namespace yet (${netns})`);
+    if (!netnsExists(netns))
+      throw new Error(`pod ${target} has no network namespace yet (${netns})`);
     return { netns, node, pod: { namespace: kind, name, uid, hostNetwork } };
   } finally {
     kube.close();
@@ -524,7 +578,8 @@ export async function logs(target: string, container?: string): Promise<number> 
   const dir = path.join(nodePaths(t.node).pods, t.pod.uid);
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter(f => f.endsWith(".log")) : [];
   const file = container ? `${container}.log` : files[0];
-  if (!file || !fs.existsSync(path.join(dir, file))) throw new Error(`no log for ${target} ${container ?? ""} in ${dir}`);
+  if (!file || !fs.existsSync(path.join(dir, file)))
+    throw new Error(`no log for ${target} ${container ?? ""} in ${dir}`);
   process.stdout.write(fs.readFileSync(path.join(dir, file)));
   return 0;
 }

@@ -52,7 +52,8 @@ export function multusConfig(n: NodeSpec) {
 
 export function writeCniConfig(n: NodeSpec): void {
   const np = nodePaths(n.name);
-  for (const d of [np.netd, np.multusCache, np.hostLocalData, np.pods]) fs.mkdirSync(d, { recursive: true });
+  for (const d of [np.netd, np.multusCache, np.hostLocalData, np.pods])
+    fs.mkdirSync(d, { recursive: true });
   fs.writeFileSync(np.clusterNetwork, JSON.stringify(clusterNetworkConfig(n), null, 2) + "\n");
   fs.writeFileSync(np.multusConf, JSON.stringify(multusConfig(n), null, 2) + "\n");
 }

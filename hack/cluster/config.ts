@@ -135,9 +135,13 @@ let binDirCache: string | undefined;
 export function binDir(): string {
   if (process.env.PMV_BIN_DIR) return process.env.PMV_BIN_DIR;
   if (!binDirCache) {
-    binDirCache = execFileSync("bash", [path.join(REPO_ROOT, "hack", "build-binaries.sh"), "--print-dir"], {
-      encoding: "utf8",
-    }).trim();
+    binDirCache = execFileSync(
+      "bash",
+      [path.join(REPO_ROOT, "hack", "build-binaries.sh"), "--print-dir"],
+      {
+        encoding: "utf8",
+      },
+    ).trim();
   }
   return binDirCache;
 }

@@ -55,13 +55,24 @@ export function makePki(nodes: NodeSpec[]): void {
   };
   const local = `https://127.0.0.1:${API_PORT}`;
   client("admin", "pmv-admin", ["system:masters"], API_SERVER, paths.kubeconfig);
-  client("controller-manager", "system:kube-controller-manager", [], local, kubeconfigFile("controller-manager"));
+  client(
+    "controller-manager",
+    "system:kube-controller-manager",
+    [],
+    local,
+    kubeconfigFile("controller-manager"),
+  );
   client("scheduler", "system:kube-scheduler", [], local, kubeconfigFile("scheduler"));
   const multus = p.issue("ca", { name: "multus", cn: "pmv:multus", client: true });
   for (const n of nodes) {
     const np = nodePaths(n.name);
     client(`node-${n.index}`, `system:node:${n.name}`, ["system:nodes"], API_SERVER, np.kubeconfig);
-    writeKubeconfig(np.multusKubeconfig, { server: API_SERVER, caFile: ca, user: "pmv:multus", clientCert: multus });
+    writeKubeconfig(np.multusKubeconfig, {
+      server: API_SERVER,
+      caFile: ca,
+      user: "pmv:multus",
+      clientCert: multus,
+    });
   }
 }
 
@@ -178,7 +189,9 @@ export function probeUrl(url: string, ca?: Buffer, timeoutMs = 2000): Promise<st
         let body = "";
         res.setEncoding("utf8").on("data", d => (body += d));
         res.on("end", () =>
-          res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body.slice(0, 300)}`)),
+          res.statusCode === 200
+            ? resolve(body)
+            : reject(new Error(`${url}: ${res.statusCode} ${body.slice(0, 300)}`)),
         );
       },
     );
@@ -208,7 +221,9 @@ export async function waitHealthy(
     }
     await sleep(250);
   }
-  throw new Error(`${what} not healthy after ${timeoutMs / 1000}s: ${String(last)}\n${tail(rec.log, 20)}`);
+  throw new Error(
+    `${what} not healthy after ${timeoutMs / 1000}s: ${String(last)}\n${tail(rec.log, 20)}`,
+  );
 }
 
 export function tail(file: string | undefined, lines: number): string {

@@ -107,10 +107,15 @@ export function loadKubeconfig(file: string): KubeConnection {
   const user = byName(kc.users, ctx.user)?.user ?? {};
   if (!cluster) throw new Error(`${file}: cluster ${ctx.cluster} not found`);
   let token: string | undefined = user.token;
-  if (!token && user.tokenFile) token = fs.readFileSync(path.resolve(base, user.tokenFile), "utf8").trim();
+  if (!token && user.tokenFile)
+    token = fs.readFileSync(path.resolve(base, user.tokenFile), "utf8").trim();
   return {
     server: String(cluster.server).replace(/\/+$/, ""),
-    ca: fromDataOrFile(base, cluster["certificate-authority-data"], cluster["certificate-authority"]),
+    ca: fromDataOrFile(
+      base,
+      cluster["certificate-authority-data"],
+      cluster["certificate-authority"],
+    ),
     cert: fromDataOrFile(base, user["client-certificate-data"], user["client-certificate"]),
     key: fromDataOrFile(base, user["client-key-data"], user["client-key"]),
     token,
@@ -156,9 +161,18 @@ export class Kube {
     return s ? `${p}${p.includes("?") ? "&" : "?"}${s}` : p;
   }
 
-  private open(method: string, p: string, o: RequestOptions, onResponse: (res: import("node:http").IncomingMessage) => void) {
+  private open(
+    method: string,
+    p: string,
+    o: RequestOptions,
+    onResponse: (res: import("node:http").IncomingMessage) => void,
+  ) {
     const body =
-      o.body === undefined ? undefined : typeof o.body === "string" ? o.body : JSON.stringify(o.body);
+      o.body === undefined
+        ? undefined
+        : typeof o.body === "string"
+          ? o.body
+          : JSON.stringify(o.body);
     const headers: Record<string, string> = { Accept: "application/json" };
     if (body !== undefined) {
       headers["Content-Type"] = o.contentType ?? "application/json";
@@ -216,7 +230,10 @@ export class Kube {
         });
       });
       if (o.timeoutMs) {
-        timer = setTimeout(() => req.destroy(new Error(`timeout after ${o.timeoutMs} ms`)), o.timeoutMs);
+        timer = setTimeout(
+          () => req.destroy(new Error(`timeout after ${o.timeoutMs} ms`)),
+          o.timeoutMs,
+        );
       }
       req.on("error", err => {
         if (timer) clearTimeout(timer);
@@ -251,7 +268,12 @@ export class Kube {
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  patch<T = any>(p: string, body: unknown, type: PatchType = "merge", query?: RequestOptions["query"]): Promise<T> {
+  patch<T = any>(
+    p: string,
+    body: unknown,
+    type: PatchType = "merge",
+    query?: RequestOptions["query"],
+  ): Promise<T> {
     return this.request<T>("PATCH", p, {
       body,
       contentType: PATCH_CONTENT_TYPE[type],
@@ -291,7 +313,13 @@ export class Kube {
             let text = "";
             res.setEncoding("utf8").on("data", d => (text += d));
             res.on("end", () =>
-              reject(new KubeError(res.statusCode ?? 0, "WatchFailed", `watch ${p}: ${res.statusCode} ${text.slice(0, 300)}`)),
+              reject(
+                new KubeError(
+                  res.statusCode ?? 0,
+                  "WatchFailed",
+                  `watch ${p}: ${res.statusCode} ${text.slice(0, 300)}`,
+                ),
+              ),
             );
             return;
           }
@@ -353,13 +381,22 @@ export async function runInformer<T extends KubeObject>(
         let gone = false;
         await kube.watchOnce<T>(
           collection,
-          { ...selectors, resourceVersion: rv, timeoutSeconds: 240 + Math.floor(Math.random() * 60) },
+          {
+            ...selectors,
+            resourceVersion: rv,
+            timeoutSeconds: 240 + Math.floor(Math.random() * 60),
+          },
           ev => {
             if (ev.type === "ERROR") {
               // eslint-disable-next-line @typescript-eslint/no-explicit-any
               const st = ev.object as any;
               if (st?.code === 410) gone = true;
-              else throw new KubeError(st?.code ?? 0, st?.reason ?? "WatchError", st?.message ?? "watch error");
+              else
+                throw new KubeError(
+                  st?.code ?? 0,
+                  st?.reason ?? "WatchError",
+                  st?.message ?? "watch error",
+                );
               return;
             }
             const newRv = ev.object?.metadata?.resourceVersion;

@@ -56,11 +56,24 @@ export function setupLan(nodes: NodeSpec[]): void {
   // The LAN bridge is a plain switch: no addresses, no IPv6 on its ports.
   sysctl(LAN_NETNS, "net.ipv6.conf.all.disable_ipv6", "1");
   sysctl(LAN_NETNS, "net.ipv6.conf.default.disable_ipv6", "1");
-  ipn(LAN_NETNS, "link", "add", LAN_BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0");
+  ipn(
+    LAN_NETNS,
+    "link",
+    "add",
+    LAN_BRIDGE,
+    "type",
+    "bridge",
+    "stp_state",
+    "0",
+    "forward_delay",
+    "0",
+  );
   ipn(LAN_NETNS, "link", "set", LAN_BRIDGE, "up");
 
   const plug = (port: string, peerNs: string | undefined, peerName: string) => {
-    const peer = peerNs ? ["peer", "name", peerName, "netns", peerNs] : ["peer", "name", peerName, "netns", String(process.pid)];
+    const peer = peerNs
+      ? ["peer", "name", peerName, "netns", peerNs]
+      : ["peer", "name", peerName, "netns", String(process.pid)];
     ipn(LAN_NETNS, "link", "add", port, "type", "veth", ...peer);
     ipn(LAN_NETNS, "link", "set", port, "master", LAN_BRIDGE, "up");
   };

@@ -19,7 +19,9 @@ function main(): void {
   const info = readJson<ClusterInfo>(paths.clusterJson);
   const node = info?.nodes.find(n => n.name === nodeName);
   if (!info || !node) {
-    console.error(`usage: node-runtime.ts <node>; unknown node "${nodeName}" (no ${paths.clusterJson}?)`);
+    console.error(
+      `usage: node-runtime.ts <node>; unknown node "${nodeName}" (no ${paths.clusterJson}?)`,
+    );
     process.exit(2);
   }
   const np = nodePaths(node.name);
@@ -50,7 +52,9 @@ function main(): void {
     if (saved) workers.set(uid, new PodWorker(ctx, uid, undefined, saved));
     else fs.rmSync(path.join(np.pods, uid), { recursive: true, force: true });
   }
-  log(`node runtime for ${node.name} (${node.ip}, pod CIDR ${node.podCIDR}) starting; ${workers.size} pod(s) on record`);
+  log(
+    `node runtime for ${node.name} (${node.ip}, pod CIDR ${node.podCIDR}) starting; ${workers.size} pod(s) on record`,
+  );
 
   const upsert = (pod: Pod) => {
     const uid = pod.metadata.uid;

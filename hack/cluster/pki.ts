@@ -122,7 +122,15 @@ export class Pki {
   keyPair(name: string): { key: string; pub: string } {
     const key = this.file(`${name}.key`);
     const pub = this.file(`${name}.pub`);
-    runOk("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key]);
+    runOk("openssl", [
+      "genpkey",
+      "-algorithm",
+      "EC",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-out",
+      key,
+    ]);
     runOk("openssl", ["pkey", "-in", key, "-pubout", "-out", pub]);
     fs.chmodSync(key, 0o600);
     return { key, pub };
@@ -162,7 +170,11 @@ export function renderKubeconfig(o: KubeconfigOptions): string {
     contexts: [
       {
         name: "pmv",
-        context: { cluster: "pmv", user: o.user, ...(o.namespace ? { namespace: o.namespace } : {}) },
+        context: {
+          cluster: "pmv",
+          user: o.user,
+          ...(o.namespace ? { namespace: o.namespace } : {}),
+        },
       },
     ],
     "current-context": "pmv",

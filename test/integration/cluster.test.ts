@@ -4,8 +4,17 @@ import test from "ava";
 import * as fs from "node:fs";
 import { startNodeRuntime } from "../../hack/cluster/cluster";
 import { nodePaths } from "../../hack/cluster/config";
-import { stopProcess } from "../../hack/cluster/proc";
-import { diffSnapshots, hostSnapshot, httpServer, macvlanNad, podNetns, testPod, waitFor, withCluster } from "./helpers";
+import { isAlive, stopProcess } from "../../hack/cluster/proc";
+import {
+  diffSnapshots,
+  hostSnapshot,
+  httpServer,
+  macvlanNad,
+  podNetns,
+  testPod,
+  waitFor,
+  withCluster,
+} from "./helpers";
 import type { Pod } from "./helpers";
 
 const cluster = withCluster(test, { nodes: 2 });
@@ -28,13 +37,26 @@ test.serial("control plane is up and both nodes are Ready with their pod CIDRs",
     t.is(n.spec.podCIDR, spec.podCIDR);
     t.deepEqual(n.spec.podCIDRs, [spec.podCIDR]);
     t.is(n.status.conditions.find((x: { type: string }) => x.type === "Ready")?.status, "True");
-    t.is(n.status.addresses.find((a: { type: string }) => a.type === "InternalIP")?.address, spec.ip);
-    t.falsy((n.spec.taints ?? []).find((x: { key: string }) => x.key.startsWith("node.kubernetes.io/")));
-    const lease = await c.api.get(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${spec.name}`);
+    t.is(
+      n.status.addresses.find((a: { type: string }) => a.type === "InternalIP")?.address,
+      spec.ip,
+    );
+    t.falsy(
+      (n.spec.taints ?? []).find((x: { key: string }) => x.key.startsWith("node.kubernetes.io/")),
+    );
+    const lease = await c.api.get(
+      `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${spec.name}`,
+    );
     t.true(Date.now() - Date.parse(lease.spec.renewTime) < 30000, "node lease renewed recently");
   }
-  const crd = await c.api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/network-attachment-definitions.k8s.cni.cncf.io");
-  t.true(crd.status.conditions.some((x: { type: string; status: string }) => x.type === "Established" && x.status === "True"));
+  const crd = await c.api.get(
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/network-attachment-definitions.k8s.cni.cncf.io",
+  );
+  t.true(
+    crd.status.conditions.some(
+      (x: { type: string; status: string }) => x.type === "Established" && x.status === "True",
+    ),
+  );
   // The kubernetes Service points at the LAN address of the apiserver.
   const svc = await c.api.get("/api/v1/namespaces/default/services/kubernetes");
   t.is(svc.spec.clusterIP, "198.19.128.1");
@@ -43,134 +65,177 @@ test.serial("control plane is up and both nodes are Ready with their pod CIDRs",
   t.is((await c.kubectlResult(["get", "--raw", "/readyz"])).stdout.trim(), "ok");
 });
 
-test.serial("macvlan pods on both nodes get net1 with their fixed IPs and a network-status annotation", async t => {
-  const c = cluster();
-  await c.apply([
-    macvlanNad({ name: "lan", namespace: NS }),
-    ...[
-      { name: "mv-1", node: NODE1, ip: MV1 },
-      { name: "mv-2", node: NODE2, ip: MV2 },
-    ].map(p =>
+test.serial(
+  "macvlan pods on both nodes get net1 with their fixed IPs and a network-status annotation",
+  async t => {
+    const c = cluster();
+    await c.apply([
+      macvlanNad({ name: "lan", namespace: NS }),
+      ...[
+        { name: "mv-1", node: NODE1, ip: MV1 },
+        { name: "mv-2", node: NODE2, ip: MV2 },
+      ].map(p =>
+        testPod({
+          name: p.name,
+          namespace: NS,
+          node: p.node,
+          command: httpServer(8080),
+          networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${p.ip}/24`] }],
+          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+        }),
+      ),
+    ]);
+    for (const [name, node, ip] of [
+      ["mv-1", NODE1, MV1],
+      ["mv-2", NODE2, MV2],
+    ]) {
+      const pod = await c.waitForPodReady(NS, name);
+      t.is(pod.spec.nodeName, node);
+      t.is(pod.status.phase, "Running");
+      const spec = c.node(node);
+      t.true(
+        pod.status.podIP.startsWith(spec.podCIDR.replace(/0\/24$/, "")),
+        `eth0 IP ${pod.status.podIP} in ${spec.podCIDR}`,
+      );
+      t.deepEqual(pod.status.podIPs, [{ ip: pod.status.podIP }]);
+      t.is(pod.status.hostIP, spec.ip);
+      t.true(pod.status.containerStatuses[0].ready);
+      const ns = c.networkStatus(pod);
+      t.is(ns.length, 2, JSON.stringify(ns));
+      t.like(ns[0], {
+        name: "pmv-cluster",
+        interface: "eth0",
+        ips: [pod.status.podIP],
+        default: true,
+      });
+      t.like(ns[1], { name: `${NS}/lan`, interface: "net1", ips: [ip] });
+      t.regex(ns[1].mac ?? "", /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      // Inside the pod's network namespace (pmv-pod-<uid>).
+      t.true(c.netnsExists(podNetns(pod.metadata.uid!)));
+      const addr = await c.execOk(`${NS}/${name}`, [
+        "ip",
+        "-br",
+        "-4",
+        "addr",
+        "show",
+        "dev",
+        "net1",
+      ]);
+      t.true(addr.includes(`${ip}/24`), addr);
+      // Multus was called like the kubelet does it: one ADD on the pod's node.
+      const adds = c.cniLog(node).filter(e => e.uid === pod.metadata.uid && e.command === "ADD");
+      t.is(adds.length, 1);
+      t.true(adds[0].ok);
+      t.is(adds[0].netns, `/run/netns/${podNetns(pod.metadata.uid!)}`);
+      t.is(adds[0].ifname, "eth0");
+    }
+  },
+);
+
+test.serial(
+  "pods reach each other across nodes on net1 (macvlan) and on eth0 (cluster network)",
+  async t => {
+    const c = cluster();
+    const p1 = (await c.getPod(NS, "mv-1"))!;
+    const p2 = (await c.getPod(NS, "mv-2"))!;
+    t.true(await c.ping(`${NS}/mv-1`, MV2), "mv-1 -> mv-2 on net1");
+    t.true(await c.ping(`${NS}/mv-2`, MV1), "mv-2 -> mv-1 on net1");
+    t.true(await c.ping(`${NS}/mv-1`, p2.status.podIP), "mv-1 -> mv-2 on eth0");
+    t.true(await c.ping(`${NS}/mv-2`, p1.status.podIP), "mv-2 -> mv-1 on eth0");
+    // TCP too, and from the host network namespace (where the apiserver runs) to a pod.
+    const r = await c.httpGet(`${NS}/mv-2`, `http://${MV1}:8080/`);
+    t.is(r.status, 200);
+    t.is(r.body.trim(), "ok");
+    const res = await fetch(`http://${p1.status.podIP}:8080/`);
+    t.is((await res.text()).trim(), "ok");
+  },
+);
+
+test.serial(
+  "a node cannot reach its own macvlan pod; probes on the macvlan IP fail (plain macvlan)",
+  async t => {
+    const c = cluster();
+    const p1 = (await c.getPod(NS, "mv-1"))!;
+    t.false(
+      await c.ping(`node/${NODE1}`, MV1, { count: 2 }),
+      "node-1 -> its own macvlan pod must fail",
+    );
+    t.true(
+      await c.ping(`node/${NODE2}`, MV1),
+      "node-2 -> macvlan pod on node-1 works through the LAN",
+    );
+    t.true(await c.ping(`node/${NODE1}`, p1.status.podIP), "node-1 -> its pod's eth0 works");
+    t.true(await c.ping("netns/pmv-gw", MV1), "the LAN router reaches the macvlan pod");
+
+    // A readiness probe on the macvlan IP runs from the node, like the kubelet's: it fails.
+    await c.apply(
       testPod({
-        name: p.name,
+        name: "probe-mv",
         namespace: NS,
-        node: p.node,
+        node: NODE1,
         command: httpServer(8080),
-        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${p.ip}/24`] }],
-        readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: ["198.18.100.13/24"] }],
+        readinessProbe: {
+          httpGet: { host: "198.18.100.13", port: 8080, path: "/" },
+          periodSeconds: 1,
+          timeoutSeconds: 1,
+        },
       }),
-    ),
-  ]);
-  for (const [name, node, ip] of [
-    ["mv-1", NODE1, MV1],
-    ["mv-2", NODE2, MV2],
-  ]) {
-    const pod = await c.waitForPodReady(NS, name);
-    t.is(pod.spec.nodeName, node);
-    t.is(pod.status.phase, "Running");
-    const spec = c.node(node);
-    t.true(pod.status.podIP.startsWith(spec.podCIDR.replace(/0\/24$/, "")), `eth0 IP ${pod.status.podIP} in ${spec.podCIDR}`);
-    t.deepEqual(pod.status.podIPs, [{ ip: pod.status.podIP }]);
-    t.is(pod.status.hostIP, spec.ip);
-    t.true(pod.status.containerStatuses[0].ready);
-    const ns = c.networkStatus(pod);
-    t.is(ns.length, 2, JSON.stringify(ns));
-    t.like(ns[0], { name: "pmv-cluster", interface: "eth0", ips: [pod.status.podIP], default: true });
-    t.like(ns[1], { name: `${NS}/lan`, interface: "net1", ips: [ip] });
-    t.regex(ns[1].mac ?? "", /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-    // Inside the pod's network namespace (pmv-pod-<uid>).
-    t.true(c.netnsExists(podNetns(pod.metadata.uid!)));
-    const addr = await c.execOk(`${NS}/${name}`, ["ip", "-br", "-4", "addr", "show", "dev", "net1"]);
-    t.true(addr.includes(`${ip}/24`), addr);
-    // Multus was called like the kubelet does it: one ADD on the pod's node.
-    const adds = c.cniLog(node).filter(e => e.uid === pod.metadata.uid && e.command === "ADD");
-    t.is(adds.length, 1);
-    t.true(adds[0].ok);
-    t.is(adds[0].netns, `/run/netns/${podNetns(pod.metadata.uid!)}`);
-    t.is(adds[0].ifname, "eth0");
-  }
-});
+    );
+    const pod = await c.waitForPod(NS, "probe-mv", p => p.status?.phase === "Running");
+    const event = await waitFor(
+      async () => (await c.events(NS, "probe-mv")).find(e => e.reason === "Unhealthy"),
+      {
+        what: "Unhealthy event",
+        timeoutMs: 30000,
+      },
+    );
+    t.regex(event.message, /Readiness probe failed: Get "http:\/\/198\.18\.100\.13:8080\/"/);
+    const again = (await c.getPod(NS, "probe-mv"))!;
+    t.false(again.status.containerStatuses[0].ready);
+    t.is(again.status.conditions.find((x: { type: string }) => x.type === "Ready").status, "False");
+    // The same server answers on the pod's eth0 IP, and from the other node on net1.
+    t.is((await c.httpGet(`node/${NODE2}`, "http://198.18.100.13:8080/")).body.trim(), "ok");
+    t.is((await c.httpGet(`node/${NODE1}`, `http://${pod.status.podIP}:8080/`)).body.trim(), "ok");
+    t.is((await c.httpGet(`node/${NODE1}`, "http://198.18.100.13:8080/", 2)).status, 0);
+    t.truthy(pod.status.podIP);
+    await c.kubectl(["delete", "pod", "-n", NS, "probe-mv", "--wait=false"]);
+  },
+);
 
-test.serial("pods reach each other across nodes on net1 (macvlan) and on eth0 (cluster network)", async t => {
-  const c = cluster();
-  const p1 = (await c.getPod(NS, "mv-1"))!;
-  const p2 = (await c.getPod(NS, "mv-2"))!;
-  t.true(await c.ping(`${NS}/mv-1`, MV2), "mv-1 -> mv-2 on net1");
-  t.true(await c.ping(`${NS}/mv-2`, MV1), "mv-2 -> mv-1 on net1");
-  t.true(await c.ping(`${NS}/mv-1`, p2.status.podIP), "mv-1 -> mv-2 on eth0");
-  t.true(await c.ping(`${NS}/mv-2`, p1.status.podIP), "mv-2 -> mv-1 on eth0");
-  // TCP too, and from the host network namespace (where the apiserver runs) to a pod.
-  const r = await c.exec(`${NS}/mv-2`, ["busybox", "wget", "-q", "-O", "-", "-T", "3", `http://${MV1}:8080/`]);
-  t.is(r.stdout.trim(), "ok", r.stderr);
-  const res = await fetch(`http://${p1.status.podIP}:8080/`);
-  t.is((await res.text()).trim(), "ok");
-});
-
-test.serial("a node cannot reach its own macvlan pod; probes on the macvlan IP fail (plain macvlan)", async t => {
-  const c = cluster();
-  const p1 = (await c.getPod(NS, "mv-1"))!;
-  t.false(await c.ping(`node/${NODE1}`, MV1, { count: 2 }), "node-1 -> its own macvlan pod must fail");
-  t.true(await c.ping(`node/${NODE2}`, MV1), "node-2 -> macvlan pod on node-1 works through the LAN");
-  t.true(await c.ping(`node/${NODE1}`, p1.status.podIP), "node-1 -> its pod's eth0 works");
-  t.true(await c.ping("netns/pmv-gw", MV1), "the LAN router reaches the macvlan pod");
-
-  // A readiness probe on the macvlan IP runs from the node, like the kubelet's: it fails.
-  await c.apply(
-    testPod({
-      name: "probe-mv",
-      namespace: NS,
-      node: NODE1,
-      command: httpServer(8080),
-      networks: [{ name: "lan", namespace: NS, interface: "net1", ips: ["198.18.100.13/24"] }],
-      readinessProbe: { httpGet: { host: "198.18.100.13", port: 8080, path: "/" }, periodSeconds: 1, timeoutSeconds: 1 },
-    }),
-  );
-  const pod = await c.waitForPod(NS, "probe-mv", p => p.status?.phase === "Running");
-  const events = await waitFor(
-    async () => (await c.events(NS, "probe-mv")).filter(e => e.reason === "Unhealthy"),
-    { what: "Unhealthy event", timeoutMs: 30000 },
-  ).then(e => (e.length ? e : undefined));
-  t.regex(events![0].message, /Readiness probe failed: Get "http:\/\/198\.18\.100\.13:8080\/"/);
-  const again = (await c.getPod(NS, "probe-mv"))!;
-  t.false(again.status.containerStatuses[0].ready);
-  t.is(again.status.conditions.find((x: { type: string }) => x.type === "Ready").status, "False");
-  // The same server answers on the pod's eth0 IP, and from the other node on net1.
-  const r = await c.exec(`node/${NODE2}`, ["busybox", "wget", "-q", "-O", "-", "-T", "3", "http://198.18.100.13:8080/"]);
-  t.is(r.stdout.trim(), "ok");
-  t.truthy(pod.status.podIP);
-  await c.kubectl(["delete", "pod", "-n", NS, "probe-mv", "--wait=false"]);
-});
-
-test.serial("a failed CNI ADD leaves the pod Pending with FailedCreatePodSandBox, and is retried", async t => {
-  const c = cluster();
-  await c.apply(
-    testPod({
-      name: "late-nad",
-      namespace: NS,
-      node: NODE2,
-      networks: [{ name: "late", namespace: NS, interface: "net1", ips: ["198.18.100.14/24"] }],
-    }),
-  );
-  const ev = await waitFor(
-    async () => (await c.events(NS, "late-nad")).find(e => e.reason === "FailedCreatePodSandBox"),
-    { what: "FailedCreatePodSandBox event", timeoutMs: 30000 },
-  );
-  t.is(ev.type, "Warning");
-  t.regex(ev.message, /late/);
-  t.is(ev.source.component, "kubelet");
-  const pending = (await c.getPod(NS, "late-nad"))!;
-  t.is(pending.status.phase, "Pending");
-  t.is(pending.status.containerStatuses?.[0]?.state?.waiting?.reason, "ContainerCreating");
-  // The node runtime released what the failed attempt had (CNI DEL) and removed the netns.
-  const uid = pending.metadata.uid!;
-  const calls = c.cniLog(NODE2).filter(e => e.uid === uid);
-  t.true(calls.some(e => e.command === "ADD" && !e.ok));
-  t.true(calls.some(e => e.command === "DEL"));
-  // Once the network exists, the retry (with backoff) succeeds.
-  await c.apply(macvlanNad({ name: "late", namespace: NS }));
-  const pod = await c.waitForPodReady(NS, "late-nad", { timeoutMs: 60000 });
-  t.is(c.networkStatus(pod)[1]?.ips?.[0], "198.18.100.14");
-});
+test.serial(
+  "a failed CNI ADD leaves the pod Pending with FailedCreatePodSandBox, and is retried",
+  async t => {
+    const c = cluster();
+    await c.apply(
+      testPod({
+        name: "late-nad",
+        namespace: NS,
+        node: NODE2,
+        networks: [{ name: "late", namespace: NS, interface: "net1", ips: ["198.18.100.14/24"] }],
+      }),
+    );
+    const ev = await waitFor(
+      async () => (await c.events(NS, "late-nad")).find(e => e.reason === "FailedCreatePodSandBox"),
+      { what: "FailedCreatePodSandBox event", timeoutMs: 30000 },
+    );
+    t.is(ev.type, "Warning");
+    t.regex(ev.message, /late/);
+    t.is(ev.source.component, "kubelet");
+    const pending = (await c.getPod(NS, "late-nad"))!;
+    t.is(pending.status.phase, "Pending");
+    t.is(pending.status.containerStatuses?.[0]?.state?.waiting?.reason, "ContainerCreating");
+    // The node runtime released what the failed attempt had (CNI DEL) and removed the netns.
+    const uid = pending.metadata.uid!;
+    const calls = c.cniLog(NODE2).filter(e => e.uid === uid);
+    t.true(calls.some(e => e.command === "ADD" && !e.ok));
+    t.true(calls.some(e => e.command === "DEL"));
+    // Once the network exists, the retry (with backoff) succeeds.
+    await c.apply(macvlanNad({ name: "late", namespace: NS }));
+    const pod = await c.waitForPodReady(NS, "late-nad", { timeoutMs: 60000 });
+    t.is(c.networkStatus(pod)[1]?.ips?.[0], "198.18.100.14");
+  },
+);
 
 test.serial("deleting pods runs CNI DEL and leaves no netns, IP or process behind", async t => {
   const c = cluster();
@@ -183,19 +248,25 @@ test.serial("deleting pods runs CNI DEL and leaves no netns, IP or process behin
     pod: p,
     node: p.spec.nodeName as string,
     ip: p.status?.podIP as string | undefined,
-    pids: Object.values(c.podState(p.spec.nodeName, p.metadata.uid!)?.containers ?? {}).flatMap(x => (x.run ? [x.run] : [])),
+    pids: Object.values(c.podState(p.spec.nodeName, p.metadata.uid!)?.containers ?? {}).flatMap(
+      x => (x.run ? [x.run] : []),
+    ),
   }));
-  for (const h of held) if (h.ip) t.true(c.hostLocalIPs(h.node).includes(h.ip), `host-local holds ${h.ip}`);
+  for (const h of held)
+    if (h.ip) t.true(c.hostLocalIPs(h.node).includes(h.ip), `host-local holds ${h.ip}`);
   await c.kubectl(["delete", "pod", "-n", NS, ...pods.map(p => p.metadata.name!), "--wait=false"]);
   for (const p of pods) await c.waitForPodGone(NS, p.metadata.name!, { timeoutMs: 60000 });
   for (const h of held) {
     const uid = h.pod.metadata.uid!;
     const dels = c.cniLog(h.node).filter(e => e.uid === uid && e.command === "DEL");
-    t.true(dels.length >= 1 && dels[dels.length - 1].ok, `CNI DEL ran for ${h.pod.metadata.name}: ${JSON.stringify(dels)}`);
+    t.true(
+      dels.length >= 1 && dels[dels.length - 1].ok,
+      `CNI DEL ran for ${h.pod.metadata.name}: ${JSON.stringify(dels)}`,
+    );
     t.false(c.netnsExists(podNetns(uid)), `netns of ${h.pod.metadata.name} removed`);
     if (h.ip) t.false(c.hostLocalIPs(h.node).includes(h.ip), `host-local released ${h.ip}`);
     t.is(c.podState(h.node, uid), undefined, "node runtime state removed");
-    for (const rec of h.pids) t.false(fs.existsSync(`/proc/${rec.pid}`) && isSame(rec), `process ${rec.pid} gone`);
+    for (const rec of h.pids) t.false(isSame(rec), `process ${rec.pid} gone`);
   }
   // Neither Multus nor libcni keep cache entries for the deleted sandboxes.
   for (const h of held) {
@@ -214,14 +285,8 @@ function listFiles(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true }).map(String);
 }
 
-function isSame(rec: { pid: number; startTime: string }): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${rec.pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] === rec.startTime;
-  } catch {
-    return false;
-  }
-}
+/** The recorded process still runs (a zombie waiting for init to reap it counts as gone). */
+const isSame = (rec: { pid: number; startTime: string }) => isAlive(rec);
 
 test.serial("a Deployment of 3 pods reaches Running on both nodes", async t => {
   const c = cluster();
@@ -237,7 +302,12 @@ test.serial("a Deployment of 3 pods reaches Running on both nodes", async t => {
         spec: {
           terminationGracePeriodSeconds: 5,
           topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule", labelSelector: { matchLabels: { app: "web" } } },
+            {
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "DoNotSchedule",
+              labelSelector: { matchLabels: { app: "web" } },
+            },
           ],
           containers: [
             {
@@ -273,7 +343,9 @@ test.serial("a Deployment of 3 pods reaches Running on both nodes", async t => {
   });
   const slices = await waitFor(
     async () => {
-      const l = await c.api.get(`/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, { labelSelector: "kubernetes.io/service-name=web" });
+      const l = await c.api.get(`/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
+        labelSelector: "kubernetes.io/service-name=web",
+      });
       const eps = l.items.flatMap((s: { endpoints?: unknown[] }) => s.endpoints ?? []);
       return eps.length === 3 ? eps : undefined;
     },
@@ -289,84 +361,111 @@ test.serial("a Deployment of 3 pods reaches Running on both nodes", async t => {
   t.pass();
 });
 
-test.serial("hostNetwork pods run in the node's namespace with downward-API env and a service-account kubeconfig", async t => {
-  const c = cluster();
-  const kubectl = c.kubectlPath;
-  await c.apply({
-    apiVersion: "apps/v1",
-    kind: "DaemonSet",
-    metadata: { name: "agent", namespace: NS },
-    spec: {
-      selector: { matchLabels: { app: "agent" } },
-      template: {
-        metadata: { labels: { app: "agent" } },
-        spec: {
-          hostNetwork: true,
-          terminationGracePeriodSeconds: 2,
-          containers: [
-            {
-              name: "agent",
-              image: "agent",
-              env: [
-                { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
-                { name: "GREETING", value: "hello-$(NODE_NAME)" },
-              ],
-              command: ["sh", "-c", `echo "$GREETING"; ${kubectl} auth whoami -o jsonpath='{.status.userInfo.username}'; echo; exec sleep infinity`],
-            },
-          ],
+test.serial(
+  "hostNetwork pods run in the node's namespace with downward-API env and a service-account kubeconfig",
+  async t => {
+    const c = cluster();
+    const kubectl = c.kubectlPath;
+    await c.apply({
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      metadata: { name: "agent", namespace: NS },
+      spec: {
+        selector: { matchLabels: { app: "agent" } },
+        template: {
+          metadata: { labels: { app: "agent" } },
+          spec: {
+            hostNetwork: true,
+            terminationGracePeriodSeconds: 2,
+            containers: [
+              {
+                name: "agent",
+                image: "agent",
+                env: [
+                  { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+                  { name: "GREETING", value: "hello-$(NODE_NAME)" },
+                ],
+                command: [
+                  "sh",
+                  "-c",
+                  `echo "$GREETING"; ${kubectl} auth whoami -o jsonpath='{.status.userInfo.username}'; echo; exec sleep infinity`,
+                ],
+              },
+            ],
+          },
         },
       },
-    },
-  });
-  const pods = await waitFor(
-    async () => {
-      const l = await c.listPods(NS, "app=agent");
-      return l.length === 2 && l.every(p => p.status?.phase === "Running") ? l : undefined;
-    },
-    { what: "agent pods running on both nodes" },
-  );
-  for (const p of pods) {
-    const node = c.node(p.spec.nodeName);
-    t.is(p.status.podIP, node.ip, "hostNetwork pod IP is the node IP");
-    const log = await waitFor(async () => {
-      const l = await c.podLog(NS, p.metadata.name!);
-      return l.includes("system:serviceaccount") ? l : undefined;
-    }, { what: `log of ${p.metadata.name}` });
-    t.true(log.includes(`hello-${node.name}`), log);
-    t.true(log.includes(`system:serviceaccount:${NS}:default`), log);
-    // exec into a hostNetwork pod lands in the node's namespace.
-    const addr = await c.execOk(`${NS}/${p.metadata.name}`, ["ip", "-br", "-4", "addr", "show", "dev", "eth0"]);
-    t.true(addr.includes(node.ip), addr);
-  }
-  await c.kubectl(["delete", "daemonset", "-n", NS, "agent", "--wait=false"]);
-});
+    });
+    const pods = await waitFor(
+      async () => {
+        const l = await c.listPods(NS, "app=agent");
+        return l.length === 2 && l.every(p => p.status?.phase === "Running") ? l : undefined;
+      },
+      { what: "agent pods running on both nodes" },
+    );
+    for (const p of pods) {
+      const node = c.node(p.spec.nodeName);
+      t.is(p.status.podIP, node.ip, "hostNetwork pod IP is the node IP");
+      const log = await waitFor(
+        async () => {
+          const l = await c.podLog(NS, p.metadata.name!);
+          return l.includes("system:serviceaccount") ? l : undefined;
+        },
+        { what: `log of ${p.metadata.name}` },
+      );
+      t.true(log.includes(`hello-${node.name}`), log);
+      t.true(log.includes(`system:serviceaccount:${NS}:default`), log);
+      // exec into a hostNetwork pod lands in the node's namespace.
+      const addr = await c.execOk(`${NS}/${p.metadata.name}`, [
+        "ip",
+        "-br",
+        "-4",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+      ]);
+      t.true(addr.includes(node.ip), addr);
+    }
+    await c.kubectl(["delete", "daemonset", "-n", NS, "agent", "--wait=false"]);
+  },
+);
 
-test.serial("a restarted node runtime adopts running pods and cleans up pods deleted meanwhile", async t => {
-  const c = cluster();
-  await c.apply([
-    testPod({ name: "stay", namespace: NS, node: NODE1 }),
-    testPod({ name: "go", namespace: NS, node: NODE1 }),
-  ]);
-  const stay = await c.waitForPodReady(NS, "stay");
-  const go = await c.waitForPodReady(NS, "go");
-  const stayPid = c.podState(NODE1, stay.metadata.uid!)!.containers.main.run!.pid;
-  const rt = c.processes().find(p => p.name === `node-runtime-${NODE1}`)!;
-  t.truthy(rt);
-  t.true(await stopProcess(rt, 5000));
-  // While the runtime is down: force-delete one pod (nobody runs CNI DEL for it now).
-  await c.kubectl(["delete", "pod", "-n", NS, "go", "--grace-period=0", "--force"]);
-  await c.waitForPodGone(NS, "go");
-  t.true(c.netnsExists(podNetns(go.metadata.uid!)), "netns still there while the runtime is down");
-  startNodeRuntime(c.node(NODE1));
-  await waitFor(() => !c.netnsExists(podNetns(go.metadata.uid!)), { what: "orphan netns cleaned", timeoutMs: 30000 });
-  t.true(c.cniLog(NODE1).some(e => e.uid === go.metadata.uid && e.command === "DEL" && e.ok));
-  // The surviving pod kept its process and stays Ready.
-  const st = c.podState(NODE1, stay.metadata.uid!)!;
-  t.is(st.containers.main.run?.pid, stayPid);
-  t.true(fs.existsSync(`/proc/${stayPid}`));
-  t.truthy(await c.waitForPodReady(NS, "stay"));
-  t.true(await c.ping(`node/${NODE2}`, stay.status.podIP));
-});
+test.serial(
+  "a restarted node runtime adopts running pods and cleans up pods deleted meanwhile",
+  async t => {
+    const c = cluster();
+    await c.apply([
+      testPod({ name: "stay", namespace: NS, node: NODE1 }),
+      testPod({ name: "go", namespace: NS, node: NODE1 }),
+    ]);
+    const stay = await c.waitForPodReady(NS, "stay");
+    const go = await c.waitForPodReady(NS, "go");
+    const stayPid = c.podState(NODE1, stay.metadata.uid!)!.containers.main.run!.pid;
+    const rt = c.processes().find(p => p.name === `node-runtime-${NODE1}`)!;
+    t.truthy(rt);
+    t.true(await stopProcess(rt, 5000));
+    // While the runtime is down: force-delete one pod (nobody runs CNI DEL for it now).
+    await c.kubectl(["delete", "pod", "-n", NS, "go", "--grace-period=0", "--force"]);
+    await c.waitForPodGone(NS, "go");
+    t.true(
+      c.netnsExists(podNetns(go.metadata.uid!)),
+      "netns still there while the runtime is down",
+    );
+    startNodeRuntime(c.node(NODE1));
+    await waitFor(() => !c.netnsExists(podNetns(go.metadata.uid!)), {
+      what: "orphan netns cleaned",
+      timeoutMs: 30000,
+    });
+    t.true(c.cniLog(NODE1).some(e => e.uid === go.metadata.uid && e.command === "DEL" && e.ok));
+    // The surviving pod kept its process and stays Ready.
+    const st = c.podState(NODE1, stay.metadata.uid!)!;
+    t.is(st.containers.main.run?.pid, stayPid);
+    t.true(fs.existsSync(`/proc/${stayPid}`));
+    t.truthy(await c.waitForPodReady(NS, "stay"));
+    t.true(await c.ping(`node/${NODE2}`, stay.status.podIP));
+  },
+);
 
 test.serial("the cluster CLI: status and exec", async t => {
   const c = cluster();
@@ -374,10 +473,28 @@ test.serial("the cluster CLI: status and exec", async t => {
   const st = await runAsync("bash", ["hack/cluster.sh", "status"]);
   t.is(st.code, 0, st.stderr);
   t.regex(st.stdout, /kube-apiserver\s+\d+\s+running/);
-  const ex = await runAsync("bash", ["hack/cluster.sh", "exec", `${NS}/stay`, "--", "ip", "-br", "link", "show", "eth0"]);
+  const ex = await runAsync("bash", [
+    "hack/cluster.sh",
+    "exec",
+    `${NS}/stay`,
+    "--",
+    "ip",
+    "-br",
+    "link",
+    "show",
+    "eth0",
+  ]);
   t.is(ex.code, 0, ex.stderr);
   t.regex(ex.stdout, /^eth0@/);
-  const nx = await runAsync("bash", ["hack/cluster.sh", "exec", `node/${NODE2}`, "--", "sh", "-c", "exit 7"]);
+  const nx = await runAsync("bash", [
+    "hack/cluster.sh",
+    "exec",
+    `node/${NODE2}`,
+    "--",
+    "sh",
+    "-c",
+    "exit 7",
+  ]);
   t.is(nx.code, 7, "exit code is propagated");
   void c;
 });
@@ -389,10 +506,16 @@ test.serial("down leaves the machine as it found it", async t => {
   await c.down();
   const after = hostSnapshot(c.info.binDir);
   const diff = diffSnapshots(c.before, after);
-  if (diff.others.length) t.log(`changes not made by the cluster (other work on this machine):\n${diff.others.join("\n")}`);
+  if (diff.others.length)
+    t.log(
+      `changes not made by the cluster (other work on this machine):\n${diff.others.join("\n")}`,
+    );
   t.deepEqual(diff.ours, []);
   t.false(fs.existsSync(c.kubeconfig));
-  t.deepEqual(after.netns.filter(n => n.startsWith("pmv-")), []);
+  t.deepEqual(
+    after.netns.filter(n => n.startsWith("pmv-")),
+    [],
+  );
   t.false(after.links.includes("pmv-host"));
   for (const r of recorded) t.false(isSame(r), `${r.name} (pid ${r.pid}) stopped`);
 });

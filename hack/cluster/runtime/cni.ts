@@ -30,10 +30,16 @@ export interface CniOutcome {
 }
 
 /** The sandbox ("infra container") id the runtime uses for a pod: stable across restarts. */
-export const sandboxId = (podUID: string) => createHash("sha256").update(`pmv-sandbox:${podUID}`).digest("hex");
+export const sandboxId = (podUID: string) =>
+  createHash("sha256").update(`pmv-sandbox:${podUID}`).digest("hex");
 
 /** Loads the network configuration the kubelet would use: the first file of confDir. */
-export function loadNetworkConfig(confDir: string): { file: string; plugins: Record<string, unknown>[]; name: string; cniVersion: string } {
+export function loadNetworkConfig(confDir: string): {
+  file: string;
+  plugins: Record<string, unknown>[];
+  name: string;
+  cniVersion: string;
+} {
   const files = fs
     .readdirSync(confDir)
     .filter(f => /\.(conf|conflist|json)$/.test(f))
@@ -84,7 +90,11 @@ async function execPlugin(
 ): Promise<{ ok: boolean; out?: CniResult; error?: string }> {
   const type = String(conf.type ?? "");
   const exe = findPlugin(type, env.binDirs);
-  if (!exe) return { ok: false, error: `failed to find plugin "${type}" in path [${env.binDirs.join(" ")}]` };
+  if (!exe)
+    return {
+      ok: false,
+      error: `failed to find plugin "${type}" in path [${env.binDirs.join(" ")}]`,
+    };
   const r = await runAsync(exe, [], {
     input: JSON.stringify(conf),
     timeoutMs: env.timeoutMs ?? 120000,
@@ -109,12 +119,17 @@ async function execPlugin(
   let msg = (r.stdout || r.stderr).trim();
   try {
     const e = JSON.parse(r.stdout) as { code?: number; msg?: string; details?: string };
-    msg = [e.msg, e.details].filter(Boolean).join(": ") + (e.code !== undefined ? ` (CNI error ${e.code})` : "");
+    msg =
+      [e.msg, e.details].filter(Boolean).join(": ") +
+      (e.code !== undefined ? ` (CNI error ${e.code})` : "");
   } catch {
     /* not JSON */
   }
   if (!msg) msg = `exit ${r.code}`;
-  return { ok: false, error: `plugin type="${type}" name="${String(conf.name ?? "")}" failed (${call.command.toLowerCase()}): ${msg}` };
+  return {
+    ok: false,
+    error: `plugin type="${type}" name="${String(conf.name ?? "")}" failed (${call.command.toLowerCase()}): ${msg}`,
+  };
 }
 
 /** Runs one CNI operation for a pod against the node's network configuration and logs it. */
@@ -141,9 +156,17 @@ export async function cni(env: CniEnv, call: CniCall): Promise<CniOutcome> {
     }
     outcome = error
       ? { ok: false, error, durationMs: Date.now() - t0 }
-      : { ok: true, result: call.command === "ADD" ? prev : undefined, durationMs: Date.now() - t0 };
+      : {
+          ok: true,
+          result: call.command === "ADD" ? prev : undefined,
+          durationMs: Date.now() - t0,
+        };
   } catch (e) {
-    outcome = { ok: false, error: e instanceof Error ? e.message : String(e), durationMs: Date.now() - t0 };
+    outcome = {
+      ok: false,
+      error: e instanceof Error ? e.message : String(e),
+      durationMs: Date.now() - t0,
+    };
   }
   const line = {
     time: new Date().toISOString(),

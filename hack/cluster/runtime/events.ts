@@ -21,14 +21,23 @@ export class EventRecorder {
     private readonly log: (msg: string) => void,
   ) {}
 
-  async record(pod: InvolvedPod, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+  async record(
+    pod: InvolvedPod,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const key = `${pod.uid}\0${reason}\0${message}`;
     const prev = this.seen.get(key);
     const base = `/api/v1/namespaces/${pod.namespace}/events`;
     try {
       if (prev) {
         prev.count++;
-        await this.kube.patch(`${base}/${prev.name}`, { count: prev.count, lastTimestamp: seconds() }, "merge");
+        await this.kube.patch(
+          `${base}/${prev.name}`,
+          { count: prev.count, lastTimestamp: seconds() },
+          "merge",
+        );
         return;
       }
     } catch {
@@ -41,7 +50,13 @@ export class EventRecorder {
         apiVersion: "v1",
         kind: "Event",
         metadata: { name, namespace: pod.namespace },
-        involvedObject: { apiVersion: "v1", kind: "Pod", namespace: pod.namespace, name: pod.name, uid: pod.uid },
+        involvedObject: {
+          apiVersion: "v1",
+          kind: "Pod",
+          namespace: pod.namespace,
+          name: pod.name,
+          uid: pod.uid,
+        },
         reason,
         message,
         type,

@@ -61,7 +61,13 @@ export class NodeHeartbeat {
 
   async postStatus(): Promise<void> {
     const now = rfc3339();
-    const cond = (type: string, status: string, reason: string, message: string, transition = now) => ({
+    const cond = (
+      type: string,
+      status: string,
+      reason: string,
+      message: string,
+      transition = now,
+    ) => ({
       type,
       status,
       reason,
@@ -73,7 +79,11 @@ export class NodeHeartbeat {
     try {
       const current = await this.kube.get(`/api/v1/nodes/${this.node.name}`);
       this.nodeUID = current.metadata.uid;
-      const prev = (current.status?.conditions ?? []) as Array<{ type: string; status: string; lastTransitionTime: string }>;
+      const prev = (current.status?.conditions ?? []) as Array<{
+        type: string;
+        status: string;
+        lastTransitionTime: string;
+      }>;
       const since = (type: string, status: string) => {
         const p = prev.find(c => c.type === type);
         return p && p.status === status ? p.lastTransitionTime : now;
@@ -84,10 +94,34 @@ export class NodeHeartbeat {
         {
           status: {
             conditions: [
-              cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", since("MemoryPressure", "False")),
-              cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", since("DiskPressure", "False")),
-              cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", since("PIDPressure", "False")),
-              cond("Ready", "True", "KubeletReady", "pmv node runtime is posting ready status", this.readyTransition),
+              cond(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+                since("MemoryPressure", "False"),
+              ),
+              cond(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+                since("DiskPressure", "False"),
+              ),
+              cond(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+                since("PIDPressure", "False"),
+              ),
+              cond(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "pmv node runtime is posting ready status",
+                this.readyTransition,
+              ),
             ],
             addresses: [
               { type: "InternalIP", address: this.node.ip },
@@ -111,7 +145,11 @@ export class NodeHeartbeat {
 
   async renewLease(): Promise<void> {
     const p = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.node.name}`;
-    const spec = { holderIdentity: this.node.name, leaseDurationSeconds: LEASE_DURATION_S, renewTime: microTime() };
+    const spec = {
+      holderIdentity: this.node.name,
+      leaseDurationSeconds: LEASE_DURATION_S,
+      renewTime: microTime(),
+    };
     try {
       await this.kube.patch(p, { spec }, "merge");
     } catch (e) {
@@ -127,7 +165,11 @@ export class NodeHeartbeat {
             name: this.node.name,
             namespace: "kube-node-lease",
             ...(this.nodeUID
-              ? { ownerReferences: [{ apiVersion: "v1", kind: "Node", name: this.node.name, uid: this.nodeUID }] }
+              ? {
+                  ownerReferences: [
+                    { apiVersion: "v1", kind: "Node", name: this.node.name, uid: this.nodeUID },
+                  ],
+                }
               : {}),
           },
           spec,

@@ -6,7 +6,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { API_PORT, HOST_IP, NodePaths, NodeSpec, podNetns } from "../config";
 import { Kube, KubeError, isNotFound } from "../kube";
-import { ProcRecord, isAlive, procStartTime, run, writeJsonAtomic, readJson, stopProcess } from "../proc";
+import {
+  ProcRecord,
+  isAlive,
+  procStartTime,
+  run,
+  writeJsonAtomic,
+  readJson,
+  stopProcess,
+} from "../proc";
 import { renderKubeconfig } from "../pki";
 import { CniEnv, cni, podIPsFromResult, sandboxId } from "./cni";
 import { EventRecorder, rfc3339 } from "./events";
@@ -157,7 +165,11 @@ export class PodWorker {
       this.state.containers[name] = { run: c.record, restartCount: c.restartCount, last: c.last };
     }
     for (const c of this.initContainers) {
-      this.state.containers[c.spec.name] = { run: c.record, restartCount: c.restartCount, last: c.last };
+      this.state.containers[c.spec.name] = {
+        run: c.record,
+        restartCount: c.restartCount,
+        last: c.last,
+      };
     }
     if (this.tornDown) return;
     writeJsonAtomic(path.join(this.dir, "state.json"), this.state);
@@ -193,7 +205,9 @@ export class PodWorker {
           try {
             await this.sync();
           } catch (e) {
-            this.ctx.log(`pod ${this.label}: sync error: ${e instanceof Error ? e.stack : String(e)}`);
+            this.ctx.log(
+              `pod ${this.label}: sync error: ${e instanceof Error ? e.stack : String(e)}`,
+            );
             this.retryIn(2000);
           }
         } while (this.again);
@@ -321,7 +335,8 @@ export class PodWorker {
       return true;
     }
     const msg =
-      `Failed to create pod sandbox: plugin type="multus" name="${this.cniName()}" failed (add): ` + (r.error ?? "");
+      `Failed to create pod sandbox: plugin type="multus" name="${this.cniName()}" failed (add): ` +
+      (r.error ?? "");
     this.ctx.log(`pod ${this.label}: CNI ADD failed: ${r.error}`);
     void this.ctx.events.record(this.involved(), "Warning", "FailedCreatePodSandBox", msg);
     // As the kubelet does after a failed sandbox: tear it down (CNI DEL), retry later.
@@ -339,7 +354,9 @@ export class PodWorker {
   private cniName(): string {
     try {
       const f = fs.readdirSync(this.ctx.paths.netd).sort()[0];
-      return String(JSON.parse(fs.readFileSync(path.join(this.ctx.paths.netd, f), "utf8")).name ?? "");
+      return String(
+        JSON.parse(fs.readFileSync(path.join(this.ctx.paths.netd, f), "utf8")).name ?? "",
+      );
     } catch {
       return "";
     }
@@ -378,7 +395,12 @@ export class PodWorker {
           spec: {
             // 3607 s: the kubelet's value; the apiserver extends such tokens (warnafter) to a year.
             expirationSeconds: 3607,
-            boundObjectRef: { apiVersion: "v1", kind: "Pod", name: this.state.name, uid: this.state.uid },
+            boundObjectRef: {
+              apiVersion: "v1",
+              kind: "Pod",
+              name: this.state.name,
+              uid: this.state.uid,
+            },
           },
         },
       );
@@ -492,11 +514,18 @@ export class PodWorker {
     }
   }
 
-  private async keyRef(kind: "configmaps" | "secrets", ref: { name: string; key?: string; optional?: boolean }) {
+  private async keyRef(
+    kind: "configmaps" | "secrets",
+    ref: { name: string; key?: string; optional?: boolean },
+  ) {
     try {
-      const obj = await this.ctx.kube.get(`/api/v1/namespaces/${this.state.namespace}/${kind}/${ref.name}`);
+      const obj = await this.ctx.kube.get(
+        `/api/v1/namespaces/${this.state.namespace}/${kind}/${ref.name}`,
+      );
       const data: Record<string, string> = { ...(obj.data ?? {}) };
-      if (kind === "secrets") for (const k of Object.keys(data)) data[k] = Buffer.from(data[k], "base64").toString("utf8");
+      if (kind === "secrets")
+        for (const k of Object.keys(data))
+          data[k] = Buffer.from(data[k], "base64").toString("utf8");
       return data;
     } catch (e) {
       if (ref.optional && isNotFound(e)) return {};
@@ -520,7 +549,8 @@ export class PodWorker {
       let value = v.value !== undefined ? expand(v.value, lookup) : "";
       const from = v.valueFrom;
       if (from?.fieldRef) value = this.fieldRef(pod, from.fieldRef.fieldPath);
-      else if (from?.configMapKeyRef) value = await this.refValue("configmaps", from.configMapKeyRef);
+      else if (from?.configMapKeyRef)
+        value = await this.refValue("configmaps", from.configMapKeyRef);
       else if (from?.secretKeyRef) value = await this.refValue("secrets", from.secretKeyRef);
       else if (from?.resourceFieldRef) value = "0";
       own[v.name] = value;
@@ -528,11 +558,16 @@ export class PodWorker {
     return { ...env, ...own };
   }
 
-  private async refValue(kind: "configmaps" | "secrets", ref: { name: string; key: string; optional?: boolean }) {
+  private async refValue(
+    kind: "configmaps" | "secrets",
+    ref: { name: string; key: string; optional?: boolean },
+  ) {
     const data = await this.keyRef(kind, ref);
     if (!(ref.key in data)) {
       if (ref.optional) return "";
-      throw new Error(`couldn't find key ${ref.key} in ${kind === "secrets" ? "Secret" : "ConfigMap"} ${this.state.namespace}/${ref.name}`);
+      throw new Error(
+        `couldn't find key ${ref.key} in ${kind === "secrets" ? "Secret" : "ConfigMap"} ${this.state.namespace}/${ref.name}`,
+      );
     }
     return data[ref.key];
   }
@@ -573,8 +608,14 @@ export class PodWorker {
     fs.mkdirSync(this.dir, { recursive: true });
     const fd = fs.openSync(logFile, "a");
     fs.writeSync(fd, `---- ${rfc3339()} start #${c.restartCount}: ${JSON.stringify(argv)}\n`);
-    const cwd = c.spec.workingDir && fs.existsSync(c.spec.workingDir) ? c.spec.workingDir : this.dir;
-    const child = spawn(full[0], full.slice(1), { detached: true, stdio: ["ignore", fd, fd], env, cwd });
+    const cwd =
+      c.spec.workingDir && fs.existsSync(c.spec.workingDir) ? c.spec.workingDir : this.dir;
+    const child = spawn(full[0], full.slice(1), {
+      detached: true,
+      stdio: ["ignore", fd, fd],
+      env,
+      cwd,
+    });
     fs.closeSync(fd);
     const startedAt = rfc3339();
     child.on("error", err => {
@@ -592,8 +633,15 @@ export class PodWorker {
       if (c.child === child) this.onExit(c, code, signal);
     });
     this.save();
-    this.ctx.log(`pod ${this.label}: started ${c.init ? "init " : ""}container ${c.spec.name} pid ${child.pid}: ${JSON.stringify(argv)}`);
-    void this.ctx.events.record(this.involved(), "Normal", "Started", `Started container ${c.spec.name}`);
+    this.ctx.log(
+      `pod ${this.label}: started ${c.init ? "init " : ""}container ${c.spec.name} pid ${child.pid}: ${JSON.stringify(argv)}`,
+    );
+    void this.ctx.events.record(
+      this.involved(),
+      "Normal",
+      "Started",
+      `Started container ${c.spec.name}`,
+    );
     if (!c.init) this.startProbers(c);
   }
 
@@ -610,7 +658,13 @@ export class PodWorker {
         c.spec.readinessProbe,
         target,
         () => this.kick(),
-        msg => void this.ctx.events.record(this.involved(), "Warning", "Unhealthy", `Readiness probe failed: ${msg}`),
+        msg =>
+          void this.ctx.events.record(
+            this.involved(),
+            "Warning",
+            "Unhealthy",
+            `Readiness probe failed: ${msg}`,
+          ),
       );
       c.readiness.start();
     }
@@ -625,7 +679,13 @@ export class PodWorker {
           void this.ctx.events.record(this.involved(), "Normal", "Killing", msg);
           void this.stopContainer(c, this.graceSeconds());
         },
-        msg => void this.ctx.events.record(this.involved(), "Warning", "Unhealthy", `Liveness probe failed: ${msg}`),
+        msg =>
+          void this.ctx.events.record(
+            this.involved(),
+            "Warning",
+            "Unhealthy",
+            `Liveness probe failed: ${msg}`,
+          ),
       );
       c.liveness.start();
     }
@@ -639,7 +699,8 @@ export class PodWorker {
   }
 
   private stopProbers(): void {
-    for (const c of [...this.initContainers, ...this.containers.values()]) this.stopContainerProbers(c);
+    for (const c of [...this.initContainers, ...this.containers.values()])
+      this.stopContainerProbers(c);
   }
 
   private onExit(c: ContainerRun, code: number | null, signal: NodeJS.Signals | null): void {
@@ -649,7 +710,8 @@ export class PodWorker {
     if (c.adoptTimer) clearInterval(c.adoptTimer);
     c.adoptTimer = undefined;
     this.stopContainerProbers(c);
-    const exitCode = code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 1) : 0);
+    const exitCode =
+      code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 1) : 0);
     c.last = {
       exitCode,
       ...(signal ? { signal } : {}),
@@ -657,7 +719,9 @@ export class PodWorker {
       startedAt,
       finishedAt: rfc3339(),
     };
-    this.ctx.log(`pod ${this.label}: container ${c.spec.name} exited (code ${code}, signal ${signal})`);
+    this.ctx.log(
+      `pod ${this.label}: container ${c.spec.name} exited (code ${code}, signal ${signal})`,
+    );
     this.afterExit(c);
   }
 
@@ -693,7 +757,10 @@ export class PodWorker {
   }
 
   private graceSeconds(): number {
-    const g = this.pod?.metadata.deletionGracePeriodSeconds ?? this.pod?.spec.terminationGracePeriodSeconds ?? 30;
+    const g =
+      this.pod?.metadata.deletionGracePeriodSeconds ??
+      this.pod?.spec.terminationGracePeriodSeconds ??
+      30;
     return Math.min(Math.max(g, 0), MAX_GRACE_S);
   }
 
@@ -702,7 +769,13 @@ export class PodWorker {
     if (!rec) return;
     c.stopping = true;
     this.stopContainerProbers(c);
-    const pr: ProcRecord = { name: c.spec.name, pid: rec.pid, startTime: rec.startTime, argv: [], group: true };
+    const pr: ProcRecord = {
+      name: c.spec.name,
+      pid: rec.pid,
+      startTime: rec.startTime,
+      argv: [],
+      group: true,
+    };
     const child = c.child;
     const exited = child
       ? new Promise<void>(resolve => {
@@ -723,11 +796,18 @@ export class PodWorker {
     if (!this.tornDown) {
       const grace = this.graceSeconds();
       this.stopProbers();
-      await Promise.all([...this.initContainers, ...this.containers.values()].map(c => this.stopContainer(c, grace)));
+      await Promise.all(
+        [...this.initContainers, ...this.containers.values()].map(c =>
+          this.stopContainer(c, grace),
+        ),
+      );
       // Processes recorded by an earlier runtime that we never adopted (no pod object seen).
       for (const [name, saved] of Object.entries(this.state.containers)) {
         if (saved.run && isAlive(saved.run)) {
-          await stopProcess({ name, pid: saved.run.pid, startTime: saved.run.startTime, argv: [], group: true }, grace * 1000);
+          await stopProcess(
+            { name, pid: saved.run.pid, startTime: saved.run.startTime, argv: [], group: true },
+            grace * 1000,
+          );
         }
       }
       if (!this.state.hostNetwork && (this.state.cni || fs.existsSync(this.netnsPath))) {
@@ -751,14 +831,22 @@ export class PodWorker {
       this.ctx.log(`pod ${this.label}: torn down`);
     }
     const pod = this.pod;
-    if (!this.gone && pod && pod.metadata.deletionTimestamp && pod.metadata.deletionGracePeriodSeconds !== 0) {
+    if (
+      !this.gone &&
+      pod &&
+      pod.metadata.deletionTimestamp &&
+      pod.metadata.deletionGracePeriodSeconds !== 0
+    ) {
       try {
-        await this.ctx.kube.delete(`/api/v1/namespaces/${this.state.namespace}/pods/${this.state.name}`, {
-          apiVersion: "v1",
-          kind: "DeleteOptions",
-          gracePeriodSeconds: 0,
-          preconditions: { uid: this.state.uid },
-        });
+        await this.ctx.kube.delete(
+          `/api/v1/namespaces/${this.state.namespace}/pods/${this.state.name}`,
+          {
+            apiVersion: "v1",
+            kind: "DeleteOptions",
+            gracePeriodSeconds: 0,
+            preconditions: { uid: this.state.uid },
+          },
+        );
         this.ctx.log(`pod ${this.label}: deleted (grace 0, uid ${this.state.uid})`);
       } catch (e) {
         if (!(e instanceof KubeError && (e.status === 404 || e.status === 409))) {
@@ -778,7 +866,13 @@ export class PodWorker {
     const prev = this.transitions.get(type);
     const time = prev && prev.status === status ? prev.time : rfc3339();
     this.transitions.set(type, { status, time });
-    return { type, status, lastProbeTime: null, lastTransitionTime: time, ...(reason && !ok ? { reason } : {}) };
+    return {
+      type,
+      status,
+      lastProbeTime: null,
+      lastTransitionTime: time,
+      ...(reason && !ok ? { reason } : {}),
+    };
   }
 
   private containerStatus(c: ContainerRun, waitingReason: string) {
@@ -803,7 +897,10 @@ export class PodWorker {
       started: c.running,
       restartCount: c.restartCount,
       state,
-      lastState: c.last && !c.done ? { terminated: { ...c.last, signal: undefined, containerID: this.containerID(c) } } : {},
+      lastState:
+        c.last && !c.done
+          ? { terminated: { ...c.last, signal: undefined, containerID: this.containerID(c) } }
+          : {},
     };
   }
 
@@ -824,7 +921,11 @@ export class PodWorker {
       if (finished) phase = mains.every(c => c.last?.exitCode === 0) ? "Succeeded" : "Failed";
       else if (mains.some(c => c.running || c.last)) phase = "Running";
     }
-    if (sandbox && this.initContainers.some(c => c.last && c.last.exitCode !== 0 && policy === "Never")) phase = "Failed";
+    if (
+      sandbox &&
+      this.initContainers.some(c => c.last && c.last.exitCode !== 0 && policy === "Never")
+    )
+      phase = "Failed";
     const ips = this.podIPs();
     const notReadyReason = !init ? "ContainersNotInitialized" : "ContainersNotReady";
     const status = {
@@ -840,9 +941,18 @@ export class PodWorker {
         this.condition("ContainersReady", allReady, notReadyReason),
       ],
       ...(this.initContainers.length
-        ? { initContainerStatuses: this.initContainers.map(c => this.containerStatus(c, "PodInitializing")) }
+        ? {
+            initContainerStatuses: this.initContainers.map(c =>
+              this.containerStatus(c, "PodInitializing"),
+            ),
+          }
         : {}),
-      containerStatuses: mains.map(c => this.containerStatus(c, sandbox && init ? "ContainerCreating" : "PodInitializing")),
+      containerStatuses: mains.map(c =>
+        this.containerStatus(
+          c,
+          sandbox && !init && this.initContainers.length ? "PodInitializing" : "ContainerCreating",
+        ),
+      ),
     };
     const key = JSON.stringify(status);
     if (key === this.lastStatus) return;

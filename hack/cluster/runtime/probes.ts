@@ -64,10 +64,14 @@ export async function runProbe(probe: Probe, t: ProbeTarget): Promise<ProbeOutco
       for (const h of g.httpHeaders ?? []) headers[h.name] = h.value;
       const status = await new Promise<number>((resolve, reject) => {
         const mod = scheme === "https" ? https : http;
-        const req = mod.get(url, { headers, timeout: timeoutMs, rejectUnauthorized: false }, res => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = mod.get(
+          url,
+          { headers, timeout: timeoutMs, rejectUnauthorized: false },
+          res => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on("timeout", () => req.destroy(new Error(`Get "${url}": context deadline exceeded`)));
         req.on("error", err => reject(new Error(`Get "${url}": ${err.message}`)));
       });
@@ -80,10 +84,16 @@ export async function runProbe(probe: Probe, t: ProbeTarget): Promise<ProbeOutco
       const argv = [...t.execPrefix, ...cmd];
       const r = await runAsync(argv[0], argv.slice(1), { env: t.env, timeoutMs });
       if (r.code === 0) return { ok: true, message: "" };
-      return { ok: false, message: `command ${JSON.stringify(cmd)} exited with ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}` };
+      return {
+        ok: false,
+        message: `command ${JSON.stringify(cmd)} exited with ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`,
+      };
     }
     // grpc probes are not implemented: report success rather than block the pod forever.
-    return { ok: true, message: "probe type not supported by the pmv node runtime: assumed healthy" };
+    return {
+      ok: true,
+      message: "probe type not supported by the pmv node runtime: assumed healthy",
+    };
   } catch (e) {
     return { ok: false, message: e instanceof Error ? e.message : String(e) };
   }
@@ -141,7 +151,8 @@ export class Prober {
         if (this.result && this.failures >= (this.probe.failureThreshold ?? 3)) this.set(false);
       }
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), (this.probe.periodSeconds ?? 10) * 1000);
+    if (!this.stopped)
+      this.timer = setTimeout(() => void this.tick(), (this.probe.periodSeconds ?? 10) * 1000);
   }
 
   private set(ok: boolean): void {

@@ -12,15 +12,29 @@ import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { acquireLock, resolveTarget } from "../../../hack/cluster/cluster";
-import { ClusterInfo, NodeSpec, REPO_ROOT, nodePaths, paths, podNetns } from "../../../hack/cluster/config";
+import { ClusterInfo, NodeSpec, REPO_ROOT, nodePaths, paths } from "../../../hack/cluster/config";
 import { Kube, KubeObject, isNotFound } from "../../../hack/cluster/kube";
-import { ProcRecord, RunResult, isAlive, readJson, readProcRecords, run, runAsync } from "../../../hack/cluster/proc";
+import {
+  ProcRecord,
+  RunResult,
+  isAlive,
+  readJson,
+  readProcRecords,
+  run,
+  runAsync,
+} from "../../../hack/cluster/proc";
 import type { PodState } from "../../../hack/cluster/runtime/pod";
 import { HostSnapshot, hostSnapshot } from "./host";
 
 export { paths, podNetns } from "../../../hack/cluster/config";
 export type { ClusterInfo, NodeSpec } from "../../../hack/cluster/config";
-export { Kube, KubeError, isNotFound, isConflict, isAlreadyExists } from "../../../hack/cluster/kube";
+export {
+  Kube,
+  KubeError,
+  isNotFound,
+  isConflict,
+  isAlreadyExists,
+} from "../../../hack/cluster/kube";
 export type { KubeObject, KubeList } from "../../../hack/cluster/kube";
 export type { RunResult } from "../../../hack/cluster/proc";
 
@@ -52,7 +66,10 @@ export interface CniLogEntry {
   ifname: string;
   ok: boolean;
   durationMs: number;
-  result?: { ips?: Array<{ address: string }>; interfaces?: Array<{ name: string; sandbox?: string }> };
+  result?: {
+    ips?: Array<{ address: string }>;
+    interfaces?: Array<{ name: string; sandbox?: string }>;
+  };
   error?: string;
 }
 
@@ -89,7 +106,9 @@ export async function waitFor<T>(
     }
     if (Date.now() > deadline) {
       const why = last ? `: ${last instanceof Error ? last.message : String(last)}` : "";
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${opts.what ?? "condition"}${why}`);
+      throw new Error(
+        `timed out after ${timeoutMs / 1000}s waiting for ${opts.what ?? "condition"}${why}`,
+      );
     }
     await sleep(opts.intervalMs ?? 250);
   }
@@ -132,7 +151,10 @@ export class Cluster {
   // ---- kubectl ----------------------------------------------------------------------------
 
   /** Runs kubectl with the admin kubeconfig; returns the result without throwing. */
-  kubectlResult(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  kubectlResult(
+    args: string[],
+    opts: { input?: string; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
     return runAsync(this.kubectlPath, ["--kubeconfig", this.kubeconfig, ...args], {
       input: opts.input,
       timeoutMs: opts.timeoutMs ?? 60000,
@@ -140,9 +162,15 @@ export class Cluster {
   }
 
   /** Runs kubectl; throws on a non-zero exit; returns stdout. */
-  async kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  async kubectl(
+    args: string[],
+    opts: { input?: string; timeoutMs?: number } = {},
+  ): Promise<string> {
     const r = await this.kubectlResult(args, opts);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    if (r.code !== 0)
+      throw new Error(
+        `kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`,
+      );
     return r.stdout;
   }
 
@@ -151,7 +179,11 @@ export class Cluster {
     const input =
       typeof objs === "string"
         ? objs
-        : JSON.stringify({ apiVersion: "v1", kind: "List", items: Array.isArray(objs) ? objs : [objs] });
+        : JSON.stringify({
+            apiVersion: "v1",
+            kind: "List",
+            items: Array.isArray(objs) ? objs : [objs],
+          });
     return this.kubectl(["apply", "-f", "-"], { input });
   }
 
@@ -166,7 +198,12 @@ export class Cluster {
     return l.items as Pod[];
   }
 
-  waitForPod(namespace: string, name: string, pred: (p: Pod) => boolean, opts: WaitOptions = {}): Promise<Pod> {
+  waitForPod(
+    namespace: string,
+    name: string,
+    pred: (p: Pod) => boolean,
+    opts: WaitOptions = {},
+  ): Promise<Pod> {
     return waitFor(
       async () => {
         const p = await this.getPod(namespace, name);
@@ -177,7 +214,10 @@ export class Cluster {
   }
 
   waitForPodReady(namespace: string, name: string, opts: WaitOptions = {}): Promise<Pod> {
-    return this.waitForPod(namespace, name, podReady, { what: `pod ${namespace}/${name} Ready`, ...opts });
+    return this.waitForPod(namespace, name, podReady, {
+      what: `pod ${namespace}/${name} Ready`,
+      ...opts,
+    });
   }
 
   waitForPodGone(namespace: string, name: string, opts: WaitOptions = {}): Promise<true> {
@@ -207,9 +247,12 @@ export class Cluster {
   /** Creates (or updates) a namespace and waits for its default ServiceAccount (pods need it). */
   async createNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
     await this.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
-    await waitFor(() => this.api.getOrUndefined(`/api/v1/namespaces/${name}/serviceaccounts/default`), {
-      what: `default ServiceAccount in ${name}`,
-    });
+    await waitFor(
+      () => this.api.getOrUndefined(`/api/v1/namespaces/${name}/serviceaccounts/default`),
+      {
+        what: `default ServiceAccount in ${name}`,
+      },
+    );
   }
 
   /** Deletes a namespace; with wait, until it is gone (its pods torn down by the node runtimes). */
@@ -233,19 +276,38 @@ export class Cluster {
    * Runs a command in a network namespace: `<namespace>/<pod>` (the pod's), `node/<node>` or
    * `netns/<pmv-…>` (e.g. netns/pmv-gw). The host filesystem is visible, as with `cluster exec`.
    */
-  async exec(target: string, cmd: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  async exec(
+    target: string,
+    cmd: string[],
+    opts: { input?: string; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
     const t = await resolveTarget(target);
-    return runAsync("ip", ["netns", "exec", t.netns, ...cmd], { input: opts.input, timeoutMs: opts.timeoutMs ?? 30000 });
+    return runAsync("ip", ["netns", "exec", t.netns, ...cmd], {
+      input: opts.input,
+      timeoutMs: opts.timeoutMs ?? 30000,
+    });
   }
 
   /** Like exec, but throws on a non-zero exit and returns stdout. */
-  async execOk(target: string, cmd: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+  async execOk(
+    target: string,
+    cmd: string[],
+    opts: { input?: string; timeoutMs?: number } = {},
+  ): Promise<string> {
     const r = await this.exec(target, cmd, opts);
-    if (r.code !== 0) throw new Error(`exec ${target} ${cmd.join(" ")}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+    if (r.code !== 0)
+      throw new Error(
+        `exec ${target} ${cmd.join(" ")}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`,
+      );
     return r.stdout;
   }
 
-  execPod(namespace: string, pod: string, cmd: string[], opts?: { input?: string; timeoutMs?: number }) {
+  execPod(
+    namespace: string,
+    pod: string,
+    cmd: string[],
+    opts?: { input?: string; timeoutMs?: number },
+  ) {
     return this.exec(`${namespace}/${pod}`, cmd, opts);
   }
 
@@ -259,19 +321,49 @@ export class Cluster {
    */
   async spawnIn(target: string, cmd: string[]): Promise<ChildProcess> {
     const t = await resolveTarget(target);
-    const child = spawn("ip", ["netns", "exec", t.netns, ...cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("ip", ["netns", "exec", t.netns, ...cmd], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     this.background.add(child);
     child.on("exit", () => this.background.delete(child));
     return child;
   }
 
   /** Sends `count` pings (busybox ping) from a target; true if any answer came back. */
-  async ping(target: string, ip: string, opts: { count?: number; timeoutS?: number } = {}): Promise<boolean> {
+  async ping(
+    target: string,
+    ip: string,
+    opts: { count?: number; timeoutS?: number } = {},
+  ): Promise<boolean> {
     const count = opts.count ?? 2;
-    const r = await this.exec(target, ["busybox", "ping", "-c", String(count), "-W", String(opts.timeoutS ?? 1), ip], {
-      timeoutMs: (count + (opts.timeoutS ?? 1) + 5) * 1000,
-    });
+    const r = await this.exec(
+      target,
+      ["busybox", "ping", "-c", String(count), "-W", String(opts.timeoutS ?? 1), ip],
+      {
+        timeoutMs: (count + (opts.timeoutS ?? 1) + 5) * 1000,
+      },
+    );
     return r.code === 0;
+  }
+
+  /**
+   * HTTP GET from a target's network namespace (curl; busybox wget -T crashes on Debian 12).
+   * Resolves to the status code (0 when unreachable) and body.
+   */
+  async httpGet(
+    target: string,
+    url: string,
+    timeoutS = 3,
+  ): Promise<{ status: number; body: string }> {
+    const r = await this.exec(
+      target,
+      ["curl", "-sS", "-m", String(timeoutS), "-o", "-", "-w", "\n%{http_code}", url],
+      {
+        timeoutMs: (timeoutS + 5) * 1000,
+      },
+    );
+    const i = r.stdout.lastIndexOf("\n");
+    return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, Math.max(i, 0)) };
   }
 
   // ---- node-side state (files of the node runtimes) -------------------------------------------
@@ -291,7 +383,9 @@ export class Cluster {
   hostLocalIPs(node: string | number): string[] {
     const dir = path.join(nodePaths(this.node(node).name).hostLocalData, "pmv-cluster");
     if (!fs.existsSync(dir)) return [];
-    return fs.readdirSync(dir).filter(f => /^[0-9a-f.:]+$/.test(f) && (f.includes(".") || f.includes(":")));
+    return fs
+      .readdirSync(dir)
+      .filter(f => /^[0-9a-f.:]+$/.test(f) && (f.includes(".") || f.includes(":")));
   }
 
   netnsExists(name: string): boolean {
@@ -324,7 +418,8 @@ export class Cluster {
     out.push(r.stdout || r.stderr);
     for (const n of this.nodes) {
       const f = nodePaths(n.name).runtimeLog;
-      if (fs.existsSync(f)) out.push(`--- ${f}\n${fs.readFileSync(f, "utf8").split("\n").slice(-30).join("\n")}`);
+      if (fs.existsSync(f))
+        out.push(`--- ${f}\n${fs.readFileSync(f, "utf8").split("\n").slice(-30).join("\n")}`);
     }
     return out.join("\n");
   }
@@ -350,7 +445,10 @@ export class Cluster {
   }
 }
 
-function runCli(args: string[], verbose = process.env.PMV_CLUSTER_VERBOSE === "1"): Promise<RunResult> {
+function runCli(
+  args: string[],
+  verbose = process.env.PMV_CLUSTER_VERBOSE === "1",
+): Promise<RunResult> {
   return new Promise(resolve => {
     const child = spawn("bash", [path.join(REPO_ROOT, "hack", "cluster.sh"), ...args], {
       cwd: REPO_ROOT,
@@ -375,9 +473,23 @@ function runCli(args: string[], verbose = process.env.PMV_CLUSTER_VERBOSE === "1
  * a Cluster. Call `cluster.down()` when done (withCluster does it for you).
  */
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const release = await acquireLock("session", `integration tests (pid ${process.pid})`, 60 * 60 * 1000);
+  const release = await acquireLock(
+    "session",
+    `integration tests (pid ${process.pid})`,
+    60 * 60 * 1000,
+  );
   try {
-    const binDir = run("bash", [path.join(REPO_ROOT, "hack", "build-binaries.sh"), "--print-dir"]).stdout.trim();
+    const binDir = run("bash", [
+      path.join(REPO_ROOT, "hack", "build-binaries.sh"),
+      "--print-dir",
+    ]).stdout.trim();
+    // A cluster left running (PMV_CLUSTER_KEEP, a crash, a manual `up`) goes first, so the
+    // snapshot is of the machine without any cluster.
+    if (fs.existsSync(paths.state) || hostSnapshot(binDir).netns.some(n => n.startsWith("pmv-"))) {
+      const d = await runCli(["down"], opts.verbose);
+      if (d.code !== 0)
+        throw new Error(`cleaning up the previous cluster failed:\n${d.stdout}\n${d.stderr}`);
+    }
     const before = hostSnapshot(binDir);
     const r = await runCli(["up", "--nodes", String(opts.nodes ?? 2)], opts.verbose);
     if (r.code !== 0) {
@@ -394,24 +506,31 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 }
 
 /**
- * Registers test.before (start a cluster) and test.after.always (stop it) on an ava test
- * function; returns an accessor for the Cluster. Also logs diagnostics after a failed test.
+ * Registers test.serial.before (start a cluster) and test.serial.after.always (stop it) on an
+ * ava test function; returns an accessor for the Cluster. Also logs diagnostics after a failed
+ * test. Call it before declaring other hooks: ava runs hooks declared after a serial hook once
+ * it has finished, so your `test.before` hooks see a running cluster; after-hooks that still need
+ * the cluster must be declared before withCluster().
  */
 export function withCluster(test: TestFn, opts: ClusterOptions = {}): () => Cluster {
   let cluster: Cluster | undefined;
   const keep = opts.keep ?? process.env.PMV_CLUSTER_KEEP === "1";
-  test.before(async t => {
+  test.serial.before(async t => {
     const t0 = Date.now();
     cluster = await startCluster(opts);
-    t.log(`cluster up (${cluster.nodes.length} nodes) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    t.log(
+      `cluster up (${cluster.nodes.length} nodes) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+    );
   });
   test.afterEach.always(async (t: ExecutionContext) => {
     if (!t.passed && cluster) t.log(await cluster.diagnostics());
   });
-  test.after.always(async t => {
+  test.serial.after.always(async t => {
     if (!cluster) return;
     if (keep) {
-      t.log(`PMV_CLUSTER_KEEP: cluster left running (KUBECONFIG=${paths.kubeconfig}); run npm run cluster -- down`);
+      t.log(
+        `PMV_CLUSTER_KEEP: cluster left running (KUBECONFIG=${paths.kubeconfig}); run npm run cluster -- down`,
+      );
       return;
     }
     await cluster.down();

@@ -82,7 +82,11 @@ export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): Snapsh
     for (const x of a) if (!b.has(x)) (isOurs(x) ? ours : others).push(`${what}: added ${x}`);
     for (const x of b) if (!a.has(x)) (isOurs(x) ? ours : others).push(`${what}: removed ${x}`);
   };
-  const pmv = (s: string) => s.includes(NETNS_PREFIX) || s.includes("198.18.") || s.includes("198.19.") || s.includes("2001:db8:");
+  const pmv = (s: string) =>
+    s.includes(NETNS_PREFIX) ||
+    s.includes("198.18.") ||
+    s.includes("198.19.") ||
+    s.includes("2001:db8:");
   cmp("netns", pmv);
   cmp("links", pmv);
   cmp("addrs", pmv);

@@ -70,7 +70,12 @@ export function testPod(o: TestPodOptions) {
   return {
     apiVersion: "v1",
     kind: "Pod",
-    metadata: { name: o.name, namespace: o.namespace, labels: o.labels ?? { app: o.name }, annotations },
+    metadata: {
+      name: o.name,
+      namespace: o.namespace,
+      labels: o.labels ?? { app: o.name },
+      annotations,
+    },
     spec: {
       ...(o.node ? { nodeSelector: { "kubernetes.io/hostname": o.node } } : {}),
       ...(o.hostNetwork ? { hostNetwork: true } : {}),
