@@ -1,6 +1,15 @@
 // Address helpers: IPv4 and IPv6 as BigInt, so one code path serves a /24 and a /64.
 // The parsers are strict on purpose (no octal, hex or short IPv4 forms, no zone ids): an
 // address that two tools read differently must not reach a lease.
+//
+// Two levels:
+// - the text grammar (dotted quad without leading zeros, RFC 4291 text for IPv6), used by
+//   the plain conversions ipToBigInt, ipFamily and ipInCidr;
+// - the API rule, used for everything a user writes (spec fields, annotations, lease IPs):
+//   the grammar minus IPv4-mapped IPv6 addresses (::ffff:0:0/96), the rule of the CRDs'
+//   CEL isIP()/isCIDR() (Go netip without zones or Is4In6). tryParseIp, parseIp, isIp,
+//   normalizeIp, parseCidr, tryParsePrefix, identity.ts, pool.ts and allocator.ts apply
+//   it, as does admission (lib/validation), so no layer accepts an address another refuses.
 import { IpamError } from "./errors";
 
 export type IpFamily = 4 | 6;
@@ -18,6 +27,13 @@ export interface ParsedCidr {
   /** First and last address of the CIDR, inclusive. */
   first: bigint;
   last: bigint;
+}
+
+/** `<address>/<length>` as written: the CIDR it names, plus the address with its host bits. */
+export interface ParsedPrefix extends ParsedCidr {
+  /** The address as written; differs from `network` when host bits are set. */
+  address: bigint;
+  hostBitsSet: boolean;
 }
 
 export const familyBits = (family: IpFamily): number => (family === 4 ? 32 : 128);
@@ -81,8 +97,8 @@ function parseV6(s: string): bigint | undefined {
   return BigInt(`0x${hex}`);
 }
 
-/** Parses an address, or returns undefined when it is not a valid IPv4 or IPv6 address. */
-export function tryParseIp(s: string): ParsedIp | undefined {
+/** The text grammar alone: IPv4-mapped IPv6 addresses pass (see the head of this file). */
+function parseText(s: string): ParsedIp | undefined {
   if (typeof s !== "string") return undefined;
   if (s.includes(":")) {
     const value = parseV6(s);
@@ -92,21 +108,54 @@ export function tryParseIp(s: string): ParsedIp | undefined {
   return value === undefined ? undefined : { family: 4, value };
 }
 
+/** An IPv4-mapped IPv6 address (::ffff:0:0/96, RFC 4291 2.5.5.2), by value. */
+const isMappedValue = (ip: ParsedIp): boolean => ip.family === 6 && ip.value >> 32n === 0xffffn;
+
+/**
+ * True for IPv4-mapped IPv6 text such as "::ffff:198.18.0.1" or "::ffff:c612:1": valid RFC
+ * 4291 text that the API refuses (tryParseIp returns undefined), so messages can say why.
+ */
+export function isIpv4Mapped(s: string): boolean {
+  const p = parseText(s);
+  return p !== undefined && isMappedValue(p);
+}
+
+/**
+ * Parses an address as the API accepts it (Kubernetes CEL isIP): undefined when it is not
+ * valid IPv4 or IPv6 text, or is an IPv4-mapped IPv6 address. The deprecated IPv4-compatible
+ * form (::198.18.0.1 = ::c612:1) is an ordinary IPv6 address and is accepted, as by Go netip.
+ */
+export function tryParseIp(s: string): ParsedIp | undefined {
+  const p = parseText(s);
+  return p === undefined || isMappedValue(p) ? undefined : p;
+}
+
+function invalidIp(s: string): IpamError {
+  const why = isIpv4Mapped(s)
+    ? "is an IPv4-mapped IPv6 address, which the API does not accept: write the IPv4 address itself (198.18.0.1)"
+    : "is not a valid IP address: write IPv4 as four decimal octets (198.18.100.7) or IPv6 in RFC 4291 text form (2001:db8::7), without zone or prefix";
+  return new IpamError("Invalid", `"${s}" ${why}`, { ip: String(s) });
+}
+
 export function parseIp(s: string): ParsedIp {
   const parsed = tryParseIp(s);
-  if (!parsed) {
-    throw new IpamError(
-      "Invalid",
-      `"${s}" is not a valid IP address: write IPv4 as four decimal octets (198.18.100.7) or IPv6 in RFC 4291 text form (2001:db8::7), without zone or prefix`,
-      { ip: String(s) },
-    );
-  }
+  if (!parsed) throw invalidIp(s);
   return parsed;
 }
 
 export const isIp = (s: string): boolean => tryParseIp(s) !== undefined;
-export const ipToBigInt = (ip: string): bigint => parseIp(ip).value;
-export const ipFamily = (ip: string): IpFamily => parseIp(ip).family;
+
+/** The text grammar only (IPv4-mapped IPv6 too): throws IpamError "Invalid" on malformed text. */
+function parseTextOrThrow(s: string): ParsedIp {
+  const parsed = parseText(s);
+  if (!parsed) throw invalidIp(s);
+  return parsed;
+}
+
+/** The value of any valid address text (IPv4-mapped IPv6 included); for user input use parseIp. */
+export const ipToBigInt = (ip: string): bigint => parseTextOrThrow(ip).value;
+/** The family of any valid address text (IPv4-mapped IPv6 is 6); for user input use parseIp. */
+export const ipFamily = (ip: string): IpFamily => parseTextOrThrow(ip).family;
 
 function checkRange(family: IpFamily, n: bigint): void {
   if (n < 0n || n > maxAddress(family)) {
@@ -166,30 +215,80 @@ export function normalizeIp(ip: string): string {
   return bigIntToIp(family, value);
 }
 
+/** Reads `<address>/<length>`; host bits are kept and flagged. A string says what is wrong. */
+function readPrefix(s: string): ParsedPrefix | string {
+  if (typeof s !== "string") return "is not a string";
+  const slash = s.indexOf("/");
+  if (slash < 0) return "has no prefix length";
+  const text = s.slice(0, slash);
+  const addr = tryParseIp(text);
+  if (!addr) {
+    return isIpv4Mapped(text)
+      ? `has an IPv4-mapped IPv6 address "${text}", which the API does not accept: write the IPv4 network`
+      : `has an invalid address "${text}"`;
+  }
+  const bits = familyBits(addr.family);
+  const prefixText = s.slice(slash + 1);
+  const prefixLength = PREFIX.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefixLength <= bits)) return `has an invalid prefix length "${prefixText}" (0-${bits})`;
+  const hostMask = (1n << BigInt(bits - prefixLength)) - 1n;
+  const network = addr.value & ~hostMask;
+  return {
+    family: addr.family,
+    network,
+    prefixLength,
+    first: network,
+    last: network | hostMask,
+    address: addr.value,
+    hostBitsSet: network !== addr.value,
+  };
+}
+
+/**
+ * Parses `<address>/<length>` by the API rule like parseCidr, but accepts host bits (flagged
+ * in `hostBitsSet`, masked off in `network`), so a message can name the network to use.
+ * Undefined when malformed.
+ */
+export function tryParsePrefix(s: string): ParsedPrefix | undefined {
+  const p = readPrefix(s);
+  return typeof p === "string" ? undefined : p;
+}
+
+/** An IP address or a CIDR (an exclusion): one address is its /32 or /128. */
+export function tryParseIpOrPrefix(s: string): ParsedPrefix | undefined {
+  if (typeof s !== "string") return undefined;
+  if (s.includes("/")) return tryParsePrefix(s);
+  const ip = tryParseIp(s);
+  if (!ip) return undefined;
+  const { family, value } = ip;
+  const prefixLength = familyBits(family);
+  return {
+    family,
+    network: value,
+    prefixLength,
+    first: value,
+    last: value,
+    address: value,
+    hostBitsSet: false,
+  };
+}
+
+/** Parses a network in CIDR notation; throws IpamError "Invalid" when malformed or with host bits. */
 export function parseCidr(s: string): ParsedCidr {
   const invalid = (why: string) =>
     new IpamError(
       "Invalid",
       `CIDR "${s}" ${why}: expected e.g. 198.18.100.0/24 or 2001:db8:0:64::/64`,
     );
-  if (typeof s !== "string") throw invalid("is not a string");
-  const slash = s.indexOf("/");
-  if (slash < 0) throw invalid("has no prefix length");
-  const addr = tryParseIp(s.slice(0, slash));
-  if (!addr) throw invalid(`has an invalid address "${s.slice(0, slash)}"`);
-  const bits = familyBits(addr.family);
-  const prefixText = s.slice(slash + 1);
-  const prefixLength = PREFIX.test(prefixText) ? Number(prefixText) : NaN;
-  if (!(prefixLength <= bits))
-    throw invalid(`has an invalid prefix length "${prefixText}" (0-${bits})`);
-  const hostMask = (1n << BigInt(bits - prefixLength)) - 1n;
-  const network = addr.value & ~hostMask;
-  if (network !== addr.value) {
+  const p = readPrefix(s);
+  if (typeof p === "string") throw invalid(p);
+  const { family, network, prefixLength, first, last } = p;
+  if (p.hostBitsSet) {
     throw invalid(
-      `has host bits set (the network is ${bigIntToIp(addr.family, network)}/${prefixLength})`,
+      `has host bits set (the network is ${bigIntToIp(family, network)}/${prefixLength})`,
     );
   }
-  return { family: addr.family, network, prefixLength, first: network, last: network | hostMask };
+  return { family, network, prefixLength, first, last };
 }
 
 export const formatCidr = (c: ParsedCidr): string =>
@@ -203,10 +302,29 @@ export const cidrSize = (c: ParsedCidr): bigint => c.last - c.first + 1n;
 export const cidrContains = (c: ParsedCidr, ip: ParsedIp): boolean =>
   ip.family === c.family && ip.value >= c.first && ip.value <= c.last;
 
-/** True when `ip` lies inside `cidr` (false for the other family); throws on malformed input. */
+/** True when the two CIDRs share an address (false across families). */
+export const cidrsOverlap = (a: ParsedCidr, b: ParsedCidr): boolean =>
+  a.family === b.family && a.first <= b.last && b.first <= a.last;
+
+/** True when every address of `inner` lies inside `outer` (false across families). */
+export const cidrWithin = (inner: ParsedCidr, outer: ParsedCidr): boolean =>
+  inner.family === outer.family && inner.first >= outer.first && inner.last <= outer.last;
+
+/**
+ * The IPv4 network and broadcast addresses of a CIDR, which are never handed out. None on a
+ * /31 or /32 (RFC 3021: point-to-point, every address is a host) and none in IPv6.
+ */
+export function networkAndBroadcast(c: ParsedCidr): bigint[] {
+  return c.family === 4 && c.prefixLength <= 30 ? [c.first, c.last] : [];
+}
+
+/**
+ * True when `ip` lies inside `cidr` (false for the other family); throws on malformed input.
+ * A plain conversion like ipToBigInt: IPv4-mapped IPv6 text is read as the IPv6 address it is.
+ */
 export function ipInCidr(ip: string, cidr: string | ParsedCidr): boolean {
   const c = typeof cidr === "string" ? parseCidr(cidr) : cidr;
-  return cidrContains(c, parseIp(ip));
+  return cidrContains(c, parseTextOrThrow(ip));
 }
 
 /** "198.18.100.7/24": the form Multus `ips` entries and CNI static IPAM expect. */

@@ -7,7 +7,7 @@
 //   cooling   - a Released lease: in `releasedAt` + `queue`, reusable after the reuse delay,
 //               least recently released first (stale ARP caches on the LAN expire meanwhile).
 // Leases outside the usable set are tracked apart (`outside`) and never handed out.
-import { ParsedIp, bigIntToIp, compareBigInt, tryParseIp } from "./address";
+import { ParsedIp, bigIntToIp, compareBigInt, isIpv4Mapped, tryParseIp } from "./address";
 import { IpamError } from "./errors";
 import { leaseName } from "./identity";
 import { IntervalSet, subtract, pointsToIntervals } from "./intervals";
@@ -325,9 +325,12 @@ export class SubnetAllocator {
   private parse(ip: string): ParsedIp {
     const p = tryParseIp(ip);
     if (!p) {
+      const fix = isIpv4Mapped(ip)
+        ? "an IPv4-mapped IPv6 address is not accepted, write the IPv4 address itself"
+        : "write IPv4 as four decimal octets or IPv6 in RFC 4291 form";
       throw new IpamError(
         "Invalid",
-        `"${ip}" is not a valid IP address (subnet "${this.subnet}", ${this.pool.describeRanges()}): write IPv4 as four decimal octets or IPv6 in RFC 4291 form`,
+        `"${ip}" is not a valid IP address (subnet "${this.subnet}", ${this.pool.describeRanges()}): ${fix}`,
         { subnet: this.subnet, ip: String(ip) },
       );
     }

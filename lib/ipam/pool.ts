@@ -7,6 +7,7 @@ import {
   bigIntToIp,
   cidrContains,
   formatCidr,
+  networkAndBroadcast,
   parseCidr,
   tryParseIp,
 } from "./address";
@@ -28,9 +29,25 @@ export interface PoolSpec {
 }
 
 interface Exclusion {
+  /** Index in spec.exclude. */
+  index: number;
   text: string;
   interval: Interval;
 }
+
+/**
+ * Why an address is not in the usable set, first reason first: another family, outside the
+ * CIDR, the IPv4 network or broadcast address, the gateway, an exclusion (the first entry of
+ * spec.exclude that covers it), or outside spec.ranges.
+ */
+export type UnusableReason =
+  | { kind: "family" }
+  | { kind: "cidr" }
+  | { kind: "network" }
+  | { kind: "broadcast" }
+  | { kind: "gateway" }
+  | { kind: "exclude"; index: number; entry: string }
+  | { kind: "ranges" };
 
 export class UsablePool {
   readonly subnet: string;
@@ -72,10 +89,18 @@ export class UsablePool {
       return ip.value;
     };
 
-    // Empty or missing ranges mean the whole CIDR.
-    this.rangesGiven = (spec.ranges?.length ?? 0) > 0;
+    const list = <T>(name: string, v: readonly T[] | undefined): readonly T[] => {
+      if (v === undefined || v === null) return [];
+      if (!Array.isArray(v)) throw field(name, "must be a list");
+      return v;
+    };
+
+    // Empty or missing ranges mean the whole CIDR (design §2: default the whole usable CIDR).
+    const rangeList = list("spec.ranges", spec.ranges);
+    this.rangesGiven = rangeList.length > 0;
     const ranges: Interval[] = [];
-    (spec.ranges ?? []).forEach((r, i) => {
+    rangeList.forEach((r, i) => {
+      if (!r || typeof r !== "object") throw field(`spec.ranges[${i}]`, "must be {start, end}");
       const start = inside(`spec.ranges[${i}].start`, r.start);
       const end = inside(`spec.ranges[${i}].end`, r.end);
       if (start > end)
@@ -84,18 +109,15 @@ export class UsablePool {
     });
     this.ranges = this.rangesGiven ? normalize(ranges) : [{ start: cidr.first, end: cidr.last }];
 
-    const removed: Interval[] = [];
     // RFC 3021: a /31 (and a /32) has no network or broadcast address.
-    if (cidr.family === 4 && cidr.prefixLength <= 30) {
-      removed.push({ start: cidr.first, end: cidr.first }, { start: cidr.last, end: cidr.last });
-    }
+    const removed: Interval[] = networkAndBroadcast(cidr).map(v => ({ start: v, end: v }));
     if (spec.gateway !== undefined && spec.gateway !== "") {
       this.gateway = inside("spec.gateway", spec.gateway);
       removed.push({ start: this.gateway, end: this.gateway });
     }
     const exclusions: Exclusion[] = [];
-    (spec.exclude ?? []).forEach((text, i) => {
-      const name = `spec.exclude[${i}]`;
+    list("spec.exclude", spec.exclude).forEach((text, index) => {
+      const name = `spec.exclude[${index}]`;
       let interval: Interval;
       if (typeof text === "string" && text.includes("/")) {
         let c: ParsedCidr;
@@ -117,7 +139,7 @@ export class UsablePool {
         interval = { start: ip.value, end: ip.value };
       }
       // An exclusion outside the CIDR is harmless: it removes nothing.
-      exclusions.push({ text, interval });
+      exclusions.push({ index, text, interval });
       removed.push(interval);
     });
     this.exclusions = exclusions;
@@ -134,24 +156,45 @@ export class UsablePool {
     return ip.family === this.family && contains(this.intervals, ip.value);
   }
 
-  /** Why an address is not usable, as a clause for an error message. */
-  explainOutside(ip: ParsedIp): string {
+  /** Why an address is not usable; undefined when it is usable. */
+  unusableReason(ip: ParsedIp): UnusableReason | undefined {
     const c = this.cidr;
-    const cidrText = formatCidr(c);
-    if (ip.family !== this.family)
-      return `it is IPv${ip.family} and the subnet is IPv${this.family} (${cidrText})`;
-    if (!cidrContains(c, ip)) return `it is outside cidr ${cidrText}`;
-    if (this.containsIp(ip)) return "it is usable";
-    if (c.family === 4 && c.prefixLength <= 30) {
-      if (ip.value === c.first) return `it is the network address of ${cidrText}`;
-      if (ip.value === c.last) return `it is the broadcast address of ${cidrText}`;
-    }
-    if (ip.value === this.gateway) return "it is the subnet's gateway";
+    if (ip.family !== this.family) return { kind: "family" };
+    if (!cidrContains(c, ip)) return { kind: "cidr" };
+    if (this.containsIp(ip)) return undefined;
+    const [network, broadcast] = networkAndBroadcast(c);
+    if (ip.value === network) return { kind: "network" };
+    if (ip.value === broadcast) return { kind: "broadcast" };
+    if (ip.value === this.gateway) return { kind: "gateway" };
     const ex = this.exclusions.find(
       x => x.interval.start <= ip.value && ip.value <= x.interval.end,
     );
-    if (ex) return `it is excluded by spec.exclude entry "${ex.text}"`;
-    return `it is outside spec.ranges (${this.describeRanges()})`;
+    if (ex) return { kind: "exclude", index: ex.index, entry: ex.text };
+    return { kind: "ranges" };
+  }
+
+  /** Why an address is not usable, as a clause for an error message. */
+  explainOutside(ip: ParsedIp): string {
+    const cidrText = formatCidr(this.cidr);
+    const why = this.unusableReason(ip);
+    switch (why?.kind) {
+      case undefined:
+        return "it is usable";
+      case "family":
+        return `it is IPv${ip.family} and the subnet is IPv${this.family} (${cidrText})`;
+      case "cidr":
+        return `it is outside cidr ${cidrText}`;
+      case "network":
+        return `it is the network address of ${cidrText}`;
+      case "broadcast":
+        return `it is the broadcast address of ${cidrText}`;
+      case "gateway":
+        return "it is the subnet's gateway";
+      case "exclude":
+        return `it is excluded by spec.exclude entry "${why.entry}"`;
+      case "ranges":
+        return `it is outside spec.ranges (${this.describeRanges()})`;
+    }
   }
 
   /** "198.18.100.10-198.18.100.200, …" or "the whole cidr …", for messages. */

@@ -1,5 +1,8 @@
 // Admission validation of MacvlanSubnet create/update. Pure: the caller passes the other
 // subnets and this subnet's leases (capabilities/subnets/validate.ts lists them with KFC).
+// Addresses, CIDRs and the usable set come from the IPAM engine (lib/ipam), so admission and
+// allocation read every spec the same way; this file adds the field paths, messages and the
+// rules only admission has (reserved gateway, overlaps, immutability, stranded leases).
 import {
   DEFAULT_VLAN,
   IFNAME_MAX,
@@ -14,18 +17,24 @@ import {
   VLAN_MIN,
 } from "../../crds/types";
 import {
-  Addr,
-  Prefix,
-  familyName,
-  formatAddr,
-  formatNetwork,
-  isIPv4Mapped,
-  parseAddr,
-  parsePrefix,
-  prefixContains,
-  prefixesOverlap,
-} from "./addr";
-import { Interval, contains, normalize, subtract } from "./intervals";
+  IpFamily,
+  ParsedCidr,
+  ParsedIp,
+  UnusableReason,
+  UsablePool,
+  bigIntToIp,
+  cidrContains,
+  cidrWithin,
+  cidrsOverlap,
+  formatCidr,
+  intersect,
+  isIpamError,
+  isIpv4Mapped,
+  networkAndBroadcast,
+  tryParseIp,
+  tryParseIpOrPrefix,
+  tryParsePrefix,
+} from "../ipam";
 import { isDnsLabel, isValidInterfaceName } from "./names";
 
 export type SubnetProblemCode =
@@ -82,6 +91,7 @@ const MAX_NAMED = 5;
 
 const q = (v: unknown): string => JSON.stringify(v) ?? String(v);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+const familyName = (f: IpFamily): string => `IPv${f}`;
 
 /**
  * Validates a MacvlanSubnet on CREATE or UPDATE and returns every problem found (empty when
@@ -123,7 +133,10 @@ export function validateSubnet(
   checkRoutes(spec, prefix, add);
   checkAccess(spec, add);
 
-  if (prefix && gateway.ok && ranges.ok && exclusions.ok && usable(spec, prefix).length === 0) {
+  // The usable set as the allocator computes it; undefined when lib/ipam cannot build it
+  // from this spec (the field checks above report why) and then the checks that need it skip.
+  const pool = prefix ? poolOf(name, spec) : undefined;
+  if (pool && gateway.ok && ranges.ok && exclusions.ok && pool.total === 0n) {
     add(
       spec.ranges?.length ? "spec.ranges" : "spec.cidr",
       "pool-empty",
@@ -131,8 +144,8 @@ export function validateSubnet(
     );
   }
 
-  if (prefix) checkOverlaps(subnet, spec, prefix, ctx.others, add);
-  checkLeases(spec, prefix, ctx, add);
+  if (prefix) checkOverlaps(subnet, spec, prefix, pool, ctx.others, add);
+  checkLeases(spec, pool, ctx, add);
   return problems;
 }
 
@@ -186,7 +199,7 @@ function checkLink(spec: MacvlanSubnetSpec, add: Add) {
       "mtu-out-of-range",
       `${q(mtu)} is out of range: use an integer from ${MTU_MIN} to ${MTU_MAX}`,
     );
-  } else if (isInt(mtu) && mtu < 1280 && parsePrefix(spec.cidr)?.family === 6) {
+  } else if (isInt(mtu) && mtu < 1280 && tryParsePrefix(spec.cidr)?.family === 6) {
     add("spec.mtu", "mtu-out-of-range", `${mtu} is too small for IPv6: use at least 1280`);
   }
   if (reuseDelaySeconds !== undefined && (!isInt(reuseDelaySeconds) || reuseDelaySeconds < 0)) {
@@ -198,7 +211,7 @@ function checkLink(spec: MacvlanSubnetSpec, add: Add) {
   }
 }
 
-function checkCidr(spec: MacvlanSubnetSpec, add: Add): Prefix | undefined {
+function checkCidr(spec: MacvlanSubnetSpec, add: Add): ParsedCidr | undefined {
   const { cidr } = spec;
   if (cidr === undefined || cidr === "") {
     add(
@@ -208,9 +221,9 @@ function checkCidr(spec: MacvlanSubnetSpec, add: Add): Prefix | undefined {
     );
     return undefined;
   }
-  const prefix = parsePrefix(cidr);
+  const prefix = tryParsePrefix(cidr);
   if (!prefix) {
-    const hint = isIPv4Mapped(String(cidr).split("/")[0])
+    const hint = isIpv4Mapped(String(cidr).split("/")[0])
       ? "IPv4-mapped IPv6 addresses are not allowed, write the IPv4 network"
       : "write it like 198.18.100.0/24 or 2001:db8:100::/64";
     add("spec.cidr", "cidr-malformed", `${q(cidr)} is not a network in CIDR notation: ${hint}`);
@@ -220,24 +233,23 @@ function checkCidr(spec: MacvlanSubnetSpec, add: Add): Prefix | undefined {
     add(
       "spec.cidr",
       "cidr-host-bits",
-      `${cidr} has host bits set: use the network address ${formatNetwork(prefix)}`,
+      `${cidr} has host bits set: use the network address ${formatCidr(prefix)}`,
     );
     return undefined;
   }
   return prefix;
 }
 
-/** The IPv4 network and broadcast addresses (none for /31, /32 and IPv6). */
-function reservedEnds(p: Prefix): bigint[] {
-  return p.family === 4 && p.bits <= 30 ? [p.first, p.last] : [];
-}
-
-function describeReserved(p: Prefix, a: Addr): string | undefined {
-  if (p.family === 4 && p.bits <= 30) {
-    if (a.value === p.first) return "the network address";
-    if (a.value === p.last) return "the broadcast address";
-  }
-  if (p.family === 6 && p.bits < 127 && a.value === p.first)
+/**
+ * Addresses a router cannot have: the IPv4 network and broadcast addresses (lib/ipam never
+ * hands them out) and, for the gateway and route next hops only, the IPv6 subnet-router
+ * anycast address (RFC 4291 2.6.1; none on a /127, RFC 6164), which stays usable for pods.
+ */
+function describeReserved(p: ParsedCidr, a: ParsedIp): string | undefined {
+  const [network, broadcast] = networkAndBroadcast(p);
+  if (a.value === network) return "the network address";
+  if (a.value === broadcast) return "the broadcast address";
+  if (p.family === 6 && p.prefixLength < 127 && a.value === p.first)
     return "the subnet-router anycast address";
   return undefined;
 }
@@ -246,15 +258,15 @@ function describeReserved(p: Prefix, a: Addr): string | undefined {
 function checkAddrIn(
   field: string,
   value: unknown,
-  prefix: Prefix | undefined,
+  prefix: ParsedCidr | undefined,
   add: Add,
   codes: { malformed: SubnetProblemCode; outside: SubnetProblemCode },
   what: string,
-): Addr | undefined {
-  const a = typeof value === "string" ? parseAddr(value) : undefined;
+): ParsedIp | undefined {
+  const a = typeof value === "string" ? tryParseIp(value) : undefined;
   if (!a) {
     const hint =
-      typeof value === "string" && isIPv4Mapped(value)
+      typeof value === "string" && isIpv4Mapped(value)
         ? "IPv4-mapped IPv6 addresses are not allowed, write the IPv4 address"
         : "write a plain IPv4 or IPv6 address, e.g. 198.18.100.1";
     add(field, codes.malformed, `${q(value)} is not an IP address: ${hint}`);
@@ -265,22 +277,22 @@ function checkAddrIn(
     add(
       field,
       codes.outside,
-      `${value} is ${familyName(a.family)} but spec.cidr ${formatNetwork(prefix)} is ${familyName(prefix.family)}: ${what} must be in the subnet's address family`,
+      `${value} is ${familyName(a.family)} but spec.cidr ${formatCidr(prefix)} is ${familyName(prefix.family)}: ${what} must be in the subnet's address family`,
     );
     return undefined;
   }
-  if (!prefixContains(prefix, a)) {
+  if (!cidrContains(prefix, a)) {
     add(
       field,
       codes.outside,
-      `${value} is outside spec.cidr ${formatNetwork(prefix)}: ${what} must be inside the subnet`,
+      `${value} is outside spec.cidr ${formatCidr(prefix)}: ${what} must be inside the subnet`,
     );
     return undefined;
   }
   return a;
 }
 
-function checkGateway(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+function checkGateway(spec: MacvlanSubnetSpec, prefix: ParsedCidr | undefined, add: Add) {
   if (spec.podDefaultGateway === true && (spec.gateway === undefined || spec.gateway === "")) {
     add(
       "spec.podDefaultGateway",
@@ -303,14 +315,14 @@ function checkGateway(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: 
     add(
       "spec.gateway",
       "gateway-reserved",
-      `${spec.gateway} is ${reserved} of ${formatNetwork(prefix)}: use the router's own address, e.g. ${formatAddr({ family: a.family, value: prefix.first + 1n })}`,
+      `${spec.gateway} is ${reserved} of ${formatCidr(prefix)}: use the router's own address, e.g. ${bigIntToIp(a.family, prefix.first + 1n)}`,
     );
     return { ok: false };
   }
   return { ok: true };
 }
 
-function checkRanges(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+function checkRanges(spec: MacvlanSubnetSpec, prefix: ParsedCidr | undefined, add: Add) {
   const { ranges } = spec;
   let ok = true;
   if (ranges === undefined) return { ok };
@@ -361,7 +373,7 @@ function checkRanges(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: A
   return { ok };
 }
 
-function checkExclusions(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+function checkExclusions(spec: MacvlanSubnetSpec, prefix: ParsedCidr | undefined, add: Add) {
   const { exclude } = spec;
   let ok = true;
   if (exclude === undefined) return { ok };
@@ -371,7 +383,7 @@ function checkExclusions(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, ad
   }
   exclude.forEach((e, i) => {
     const field = `spec.exclude[${i}]`;
-    const p = exclusionPrefix(e);
+    const p = tryParseIpOrPrefix(e);
     if (!p) {
       add(
         field,
@@ -382,15 +394,15 @@ function checkExclusions(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, ad
       return;
     }
     if (p.hostBitsSet) {
-      add(field, "exclude-malformed", `${e} has host bits set: use ${formatNetwork(p)}`);
+      add(field, "exclude-malformed", `${e} has host bits set: use ${formatCidr(p)}`);
       ok = false;
       return;
     }
-    if (prefix && (p.family !== prefix.family || p.first < prefix.first || p.last > prefix.last)) {
+    if (prefix && !cidrWithin(p, prefix)) {
       add(
         field,
         "exclude-outside",
-        `${e} is not inside spec.cidr ${formatNetwork(prefix)}: exclusions must lie inside the subnet, remove it or narrow it`,
+        `${e} is not inside spec.cidr ${formatCidr(prefix)}: exclusions must lie inside the subnet, remove it or narrow it`,
       );
       ok = false;
     }
@@ -398,24 +410,7 @@ function checkExclusions(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, ad
   return { ok };
 }
 
-/** An exclusion as a prefix: a plain address is a /32 (/128). */
-function exclusionPrefix(e: unknown): Prefix | undefined {
-  if (typeof e !== "string") return undefined;
-  if (e.includes("/")) return parsePrefix(e);
-  const a = parseAddr(e);
-  return (
-    a && {
-      family: a.family,
-      bits: a.family === 4 ? 32 : 128,
-      addr: a.value,
-      first: a.value,
-      last: a.value,
-      hostBitsSet: false,
-    }
-  );
-}
-
-function checkRoutes(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: Add) {
+function checkRoutes(spec: MacvlanSubnetSpec, prefix: ParsedCidr | undefined, add: Add) {
   const { routes } = spec;
   if (routes === undefined) return;
   if (!Array.isArray(routes)) {
@@ -428,26 +423,22 @@ function checkRoutes(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: A
       add(base, "route-malformed", "must be an object {dst, gw}");
       return;
     }
-    const dst = typeof r.dst === "string" ? parsePrefix(r.dst) : undefined;
+    const dst = typeof r.dst === "string" ? tryParsePrefix(r.dst) : undefined;
     if (!dst) {
-      const single = typeof r.dst === "string" ? parseAddr(r.dst) : undefined;
+      const single = typeof r.dst === "string" ? tryParseIp(r.dst) : undefined;
       const hint = single
         ? `write ${r.dst}/${single.family === 4 ? 32 : 128} for a single host`
         : "write a network in CIDR notation, e.g. 198.18.200.0/24";
       add(`${base}.dst`, "route-malformed", `${q(r.dst)} is not a CIDR: ${hint}`);
     } else if (dst.hostBitsSet) {
-      add(
-        `${base}.dst`,
-        "route-malformed",
-        `${r.dst} has host bits set: use ${formatNetwork(dst)}`,
-      );
+      add(`${base}.dst`, "route-malformed", `${r.dst} has host bits set: use ${formatCidr(dst)}`);
     } else if (prefix && dst.family !== prefix.family) {
       add(
         `${base}.dst`,
         "route-outside",
         `${r.dst} is ${familyName(dst.family)} but the subnet is ${familyName(prefix.family)}: a route via net1 must be in the subnet's address family`,
       );
-    } else if (dst.bits === 0 && spec.podDefaultGateway === true) {
+    } else if (dst.prefixLength === 0 && spec.podDefaultGateway === true) {
       add(
         `${base}.dst`,
         "route-conflict",
@@ -468,7 +459,7 @@ function checkRoutes(spec: MacvlanSubnetSpec, prefix: Prefix | undefined, add: A
       add(
         `${base}.gw`,
         "route-outside",
-        `${r.gw} is ${reserved} of ${formatNetwork(prefix)}: use the next-hop router's own address`,
+        `${r.gw} is ${reserved} of ${formatCidr(prefix)}: use the next-hop router's own address`,
       );
     }
   });
@@ -532,63 +523,51 @@ function checkAccess(spec: MacvlanSubnetSpec, add: Add) {
 }
 
 /**
- * The addresses a subnet can hand out: the pool (`ranges`, or the whole CIDR) minus the IPv4
- * network and broadcast addresses, the gateway and the exclusions. Malformed entries are
- * skipped (the validator reports them). An empty `ranges` list counts as absent.
+ * The addresses a subnet can hand out, exactly as the allocator computes them (lib/ipam
+ * UsablePool: ranges, or the whole CIDR when absent or empty, minus the IPv4 network and
+ * broadcast addresses, the gateway and the exclusions); undefined when lib/ipam rejects the
+ * spec.
  */
-export function usable(spec: MacvlanSubnetSpec, prefix: Prefix): Interval[] {
-  const pool: Interval[] = [];
-  if (Array.isArray(spec.ranges) && spec.ranges.length > 0) {
-    for (const r of spec.ranges) {
-      const s = parseAddr(r?.start);
-      const e = parseAddr(r?.end);
-      if (!s || !e || s.family !== prefix.family || e.family !== prefix.family) continue;
-      pool.push({
-        lo: s.value > prefix.first ? s.value : prefix.first,
-        hi: e.value < prefix.last ? e.value : prefix.last,
-      });
-    }
-  } else {
-    pool.push({ lo: prefix.first, hi: prefix.last });
+function poolOf(name: string | undefined, spec: MacvlanSubnetSpec): UsablePool | undefined {
+  try {
+    return new UsablePool(name ?? "", spec);
+  } catch (e) {
+    if (isIpamError(e, "Invalid")) return undefined;
+    throw e;
   }
-  const drop: Interval[] = reservedEnds(prefix).map(v => ({ lo: v, hi: v }));
-  const gw = typeof spec.gateway === "string" ? parseAddr(spec.gateway) : undefined;
-  if (gw && gw.family === prefix.family) drop.push({ lo: gw.value, hi: gw.value });
-  for (const e of Array.isArray(spec.exclude) ? spec.exclude : []) {
-    const p = exclusionPrefix(e);
-    if (p && p.family === prefix.family) drop.push({ lo: p.first, hi: p.last });
-  }
-  return subtract(normalize(pool), normalize(drop));
 }
 
 function checkOverlaps(
   subnet: MacvlanSubnet,
   spec: MacvlanSubnetSpec,
-  prefix: Prefix,
+  prefix: ParsedCidr,
+  mine: UsablePool | undefined,
   others: MacvlanSubnet[],
   add: Add,
 ) {
   const name = subnet.metadata?.name;
   const vlan = spec.vlan ?? DEFAULT_VLAN;
-  let mine: Interval[] | undefined;
   for (const o of others) {
     const os = o.spec;
     if (!os || (name && o.metadata?.name === name)) continue;
     if (os.master !== spec.master || (os.vlan ?? DEFAULT_VLAN) !== vlan) continue;
-    const op = parsePrefix(os.cidr);
-    if (!op || !prefixesOverlap(prefix, op)) continue;
+    const op = tryParsePrefix(os.cidr);
+    if (!op || !cidrsOverlap(prefix, op)) continue;
     // One LAN segment carved into several subnets with the same CIDR and disjoint pools is
     // fine; anything else would hand out one address twice or disagree on the prefix length.
-    if (op.first === prefix.first && op.bits === prefix.bits) {
-      mine ??= usable(spec, prefix);
-      const theirs = usable(os, op);
-      if (!theirs.some(t => mine!.some(m => m.lo <= t.hi && t.lo <= m.hi))) continue;
+    if (op.first === prefix.first && op.prefixLength === prefix.prefixLength) {
+      // Without a pool of its own this spec's problems are reported on their fields. A stored
+      // subnet whose spec lib/ipam rejects hands out nothing (its allocator cannot be built),
+      // and any fix to it is checked against this subnet in turn.
+      if (!mine) continue;
+      const theirs = poolOf(o.metadata?.name, os);
+      if (!theirs || intersect(mine.intervals, theirs.intervals).length === 0) continue;
     }
     const where = `master ${spec.master}${vlan ? ` vlan ${vlan}` : ""}`;
     add(
       "spec.cidr",
       "cidr-overlap",
-      `${formatNetwork(prefix)} overlaps MacvlanSubnet ${q(o.metadata?.name)} (${os.cidr}) on ${where}: choose a CIDR that does not overlap, or use the same CIDR with disjoint spec.ranges`,
+      `${formatCidr(prefix)} overlaps MacvlanSubnet ${q(o.metadata?.name)} (${os.cidr}) on ${where}: choose a CIDR that does not overlap, or use the same CIDR with disjoint spec.ranges`,
     );
   }
 }
@@ -608,13 +587,13 @@ function describeLeases(leases: MacvlanLease[]): string {
 }
 
 function canonicalCidr(cidr: unknown): string {
-  const p = typeof cidr === "string" ? parsePrefix(cidr) : undefined;
-  return p ? formatNetwork(p) : String(cidr);
+  const p = typeof cidr === "string" ? tryParsePrefix(cidr) : undefined;
+  return p ? formatCidr(p) : String(cidr);
 }
 
 function checkLeases(
   spec: MacvlanSubnetSpec,
-  prefix: Prefix | undefined,
+  now: UsablePool | undefined,
   ctx: SubnetValidationContext,
   add: Add,
 ) {
@@ -640,19 +619,20 @@ function checkLeases(
       );
     }
   }
-  if (!prefix || linkChanged) return;
+  // Without a pool (a spec lib/ipam rejects) the field problems are reported already.
+  if (!now || linkChanged) return;
 
-  // Leases the new spec would strand, grouped by the field that drops their address. Only
-  // leases that were valid under the old spec count, so an old problem never blocks updates.
-  const now = usable(spec, prefix);
-  const oldPrefix = old ? parsePrefix(old.cidr) : undefined;
-  const before = old && oldPrefix ? usable(old, oldPrefix) : undefined;
+  // Leases the new spec would strand, grouped by the field that drops their address, as
+  // the allocator's usable set says. Only leases that were usable under the old spec count,
+  // so an old problem never blocks updates; when lib/ipam rejects the old spec, every lease
+  // counts, as on create (fail closed).
+  const before = old && poolOf(now.subnet, old);
   const stranded = new Map<string, MacvlanLease[]>();
   for (const l of leases.filter(holdsAddress)) {
-    const a = parseAddr(l.spec!.ip);
-    if (!a || a.family !== prefix.family || !prefixContains(prefix, a)) continue;
-    if (contains(now, a.value) || (before && !contains(before, a.value))) continue;
-    const field = strandingField(spec, prefix, a);
+    const a = tryParseIp(l.spec!.ip);
+    if (!a) continue;
+    const field = strandingField(now.unusableReason(a));
+    if (!field || (before && !before.containsIp(a))) continue;
     stranded.set(field, [...(stranded.get(field) ?? []), l]);
   }
   for (const [field, list] of stranded) {
@@ -670,16 +650,24 @@ function checkLeases(
   }
 }
 
-/** Which field makes a leased address unusable. */
-function strandingField(spec: MacvlanSubnetSpec, prefix: Prefix, a: Addr): string {
-  if (reservedEnds(prefix).includes(a.value)) return "spec.cidr";
-  const gw = typeof spec.gateway === "string" ? parseAddr(spec.gateway) : undefined;
-  if (gw && gw.value === a.value) return "spec.gateway";
-  const i = (Array.isArray(spec.exclude) ? spec.exclude : []).findIndex(e => {
-    const p = exclusionPrefix(e);
-    return p && p.family === a.family && a.value >= p.first && a.value <= p.last;
-  });
-  return i >= 0 ? `spec.exclude[${i}]` : "spec.ranges";
+/**
+ * The field that makes a leased address of the subnet unusable; undefined when it is usable
+ * or not the subnet's at all (another family, outside the CIDR: not this check's business).
+ */
+function strandingField(why: UnusableReason | undefined): string | undefined {
+  switch (why?.kind) {
+    case "network":
+    case "broadcast":
+      return "spec.cidr";
+    case "gateway":
+      return "spec.gateway";
+    case "exclude":
+      return `spec.exclude[${why.index}]`;
+    case "ranges":
+      return "spec.ranges";
+    default:
+      return undefined;
+  }
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

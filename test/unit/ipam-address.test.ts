@@ -4,16 +4,25 @@ import ipaddr from "ipaddr.js";
 import {
   IpamError,
   bigIntToIp,
+  cidrWithin,
+  cidrsOverlap,
   expandIpv6,
+  formatCidr,
   ipFamily,
   ipInCidr,
   ipToBigInt,
   ipWithPrefix,
   isIp,
+  isIpv4Mapped,
+  networkAndBroadcast,
   normalizeIp,
   parseCidr,
+  parseIp,
   prefixLength,
   splitIpList,
+  tryParseIp,
+  tryParseIpOrPrefix,
+  tryParsePrefix,
 } from "../../lib/ipam";
 
 test("IPv4 converts to and from BigInt", t => {
@@ -149,4 +158,154 @@ test("ipInCidr, ipWithPrefix and splitIpList", t => {
   t.is(ipWithPrefix("2001:DB8::7", "2001:db8::/64"), "2001:db8::7/64");
   t.throws(() => ipWithPrefix("198.18.101.7", "198.18.100.0/24"), { instanceOf: IpamError });
   t.deepEqual(splitIpList(" 198.18.100.7, 198.18.100.8,,"), ["198.18.100.7", "198.18.100.8"]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The API rule (Kubernetes CEL isIP/isCIDR), shared with admission (lib/validation)
+
+test("tryParseIp accepts canonical IPv4 and IPv6", t => {
+  t.deepEqual(tryParseIp("198.18.100.7"), { family: 4, value: 0xc6126407n });
+  t.deepEqual(tryParseIp("0.0.0.0"), { family: 4, value: 0n });
+  t.deepEqual(tryParseIp("2001:db8::1"), { family: 6, value: (0x20010db8n << 96n) | 1n });
+  t.is(tryParseIp("::")?.value, 0n);
+  t.is(tryParseIp("64:ff9b::198.18.0.1")?.family, 6);
+});
+
+test("tryParseIp is as strict as the apiserver's CEL isIP", t => {
+  // With the list of "malformed addresses are rejected with a typed error" above.
+  for (const bad of [
+    "010.0.0.1",
+    "10",
+    "0x0a.0.0.1",
+    "1.2.3.4 ",
+    "::ffff:198.18.0.1",
+    "::01.2.3.4",
+    "2001:db8::g",
+  ]) {
+    t.is(tryParseIp(bad), undefined, bad);
+    t.false(isIp(bad), bad);
+  }
+});
+
+test("IPv4-mapped IPv6 is refused by value; IPv4-compatible IPv6 is an ordinary address", t => {
+  // CEL isIP (Go netip) refuses Is4In6 whatever the spelling ...
+  for (const mapped of ["::ffff:198.18.0.1", "::FFFF:c612:1", "0:0:0:0:0:ffff:198.18.0.1"]) {
+    t.true(isIpv4Mapped(mapped), mapped);
+    t.is(tryParseIp(mapped), undefined, mapped);
+    const e = t.throws(() => parseIp(mapped), { instanceOf: IpamError });
+    t.regex(e?.message ?? "", /IPv4-mapped IPv6 address.*write the IPv4 address/);
+  }
+  // ... and accepts ::a.b.c.d, the same address as ::hhhh:hhhh (ipaddr.js 2.5 misreads it as
+  // mapped, so the former validation parser refused one spelling and accepted the other).
+  t.deepEqual(tryParseIp("::198.18.0.1"), tryParseIp("::c612:1"));
+  t.is(tryParseIp("::1.2.3.4")?.value, 0x01020304n);
+  t.false(isIpv4Mapped("::1.2.3.4"));
+  t.false(isIpv4Mapped("198.18.0.1"));
+  t.false(isIpv4Mapped("not an address"));
+  // The plain conversions read any address text, mapped ones included.
+  t.is(ipFamily("::ffff:198.18.0.1"), 6);
+});
+
+test("tryParseIp and bigIntToIp round-trip", t => {
+  fc.assert(
+    fc.property(fc.ipV4(), s => bigIntToIp(4, tryParseIp(s)!.value) === s),
+    { numRuns: 200 },
+  );
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), v => {
+      const text = bigIntToIp(6, v);
+      const back = tryParseIp(text);
+      // IPv4-mapped addresses are refused by design.
+      return back ? back.value === v : /^::ffff:/.test(text);
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
+
+test("tryParsePrefix finds the network, the last address and host bits", t => {
+  const p = tryParsePrefix("198.18.100.5/24")!;
+  t.is(p.prefixLength, 24);
+  t.true(p.hostBitsSet);
+  t.is(p.address, ipToBigInt("198.18.100.5"));
+  t.is(bigIntToIp(4, p.first), "198.18.100.0");
+  t.is(bigIntToIp(4, p.last), "198.18.100.255");
+  t.is(formatCidr(p), "198.18.100.0/24");
+  t.false(tryParsePrefix("198.18.100.0/24")!.hostBitsSet);
+  t.is(formatCidr(tryParsePrefix("2001:DB8:100:0:0::1/64")!), "2001:db8:100::/64");
+  t.is(tryParsePrefix("0.0.0.0/0")!.last, 0xffffffffn);
+  for (const bad of [
+    "198.18.100.0",
+    "198.18.100.0/33",
+    "198.18.100.0/-1",
+    "198.18.100.0/",
+    "/24",
+    "::/129",
+    "1.2.3.4/08",
+    "198.18.100.0/24/1",
+    "fe80::%eth0/64",
+    "::ffff:198.18.100.0/120",
+  ]) {
+    t.is(tryParsePrefix(bad), undefined, bad);
+  }
+});
+
+test("parseCidr names an IPv4-mapped network as such", t => {
+  const e = t.throws(() => parseCidr("::ffff:198.18.100.0/120"), { instanceOf: IpamError });
+  t.regex(e?.message ?? "", /IPv4-mapped IPv6 address "::ffff:198\.18\.100\.0".*IPv4 network/);
+});
+
+test("tryParseIpOrPrefix reads an address as its /32 or /128", t => {
+  t.deepEqual(tryParseIpOrPrefix("198.18.100.7"), {
+    ...parseCidr("198.18.100.7/32"),
+    address: ipToBigInt("198.18.100.7"),
+    hostBitsSet: false,
+  });
+  t.is(tryParseIpOrPrefix("2001:db8::7")?.prefixLength, 128);
+  t.is(formatCidr(tryParseIpOrPrefix("198.18.100.16/28")!), "198.18.100.16/28");
+  t.true(tryParseIpOrPrefix("198.18.100.5/28")!.hostBitsSet);
+  for (const bad of ["bogus", "198.18.100.300", "::ffff:198.18.0.1", "198.18.100.0/33", ""]) {
+    t.is(tryParseIpOrPrefix(bad), undefined, bad);
+  }
+});
+
+test("cidrsOverlap and cidrWithin", t => {
+  const c = (s: string) => tryParseIpOrPrefix(s)!;
+  t.true(cidrsOverlap(c("198.18.100.0/24"), c("198.18.100.128/25")));
+  t.true(cidrsOverlap(c("198.18.100.128/25"), c("198.18.100.0/24")), "symmetric");
+  t.true(cidrsOverlap(c("198.18.100.0/24"), c("198.18.100.255")));
+  t.false(cidrsOverlap(c("198.18.100.0/24"), c("198.18.101.0/24")), "adjacent");
+  t.false(cidrsOverlap(c("0.0.0.0/0"), c("::/0")), "families never overlap");
+  t.true(cidrWithin(c("198.18.100.16/28"), c("198.18.100.0/24")));
+  t.true(cidrWithin(c("198.18.100.0/24"), c("198.18.100.0/24")));
+  t.false(cidrWithin(c("198.18.0.0/16"), c("198.18.100.0/24")));
+  t.false(cidrWithin(c("198.18.101.1"), c("198.18.100.0/24")));
+  t.false(cidrWithin(c("::1"), c("0.0.0.0/0")));
+  // Agrees with a brute-force model on small IPv4 prefixes.
+  const prefix = fc
+    .tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 26, max: 32 }))
+    .map(([o, len]) => tryParsePrefix(`198.18.100.${o}/${len}`)!);
+  fc.assert(
+    fc.property(prefix, prefix, (a, b) => {
+      const pts = (p: typeof a) =>
+        new Set(
+          Array.from({ length: Number(p.last - p.first) + 1 }, (_, i) => p.first + BigInt(i)),
+        );
+      const [pa, pb] = [pts(a), pts(b)];
+      return (
+        cidrsOverlap(a, b) === [...pa].some(x => pb.has(x)) &&
+        cidrWithin(a, b) === [...pa].every(x => pb.has(x))
+      );
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("networkAndBroadcast: IPv4 up to /30 only (RFC 3021), never IPv6", t => {
+  const ends = (s: string) => networkAndBroadcast(parseCidr(s)).map(v => bigIntToIp(4, v));
+  t.deepEqual(ends("198.18.100.0/24"), ["198.18.100.0", "198.18.100.255"]);
+  t.deepEqual(ends("198.18.100.4/30"), ["198.18.100.4", "198.18.100.7"]);
+  t.deepEqual(ends("198.18.100.4/31"), []);
+  t.deepEqual(ends("198.18.100.4/32"), []);
+  t.deepEqual(networkAndBroadcast(parseCidr("2001:db8::/64")), []);
 });

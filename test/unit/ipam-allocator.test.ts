@@ -366,7 +366,21 @@ test("the spec is validated", t => {
 test("markAllocated, release and forget reject malformed IPs", t => {
   const a = lan();
   fails(t, () => a.markAllocated("x"), "Invalid");
+  fails(t, () => a.markAllocated("::ffff:198.18.100.7"), "Invalid", /IPv4-mapped/);
   fails(t, () => a.release("x", T0), "Invalid");
   fails(t, () => a.forget("x"), "Invalid");
   t.throws(() => a.release("198.18.100.2", "not a date"), { instanceOf: TypeError });
+});
+
+test("an IPv4-mapped IPv6 address is never leased, even from a CIDR that covers it", t => {
+  // ::/64 contains ::ffff:0:0/96; the lease CRD (isIP) would refuse such an address anyway.
+  const a = new SubnetAllocator("v6", { cidr: "::/64" });
+  fails(
+    t,
+    () => a.allocate("::ffff:198.18.100.7", T0),
+    "Invalid",
+    /IPv4-mapped IPv6 address is not accepted/,
+  );
+  fails(t, () => a.allocateFrom(["::ffff:c612:6407"], T0), "Invalid");
+  t.deepEqual(a.rebuild([{ ip: "::ffff:198.18.100.7" }], T0).invalid, ["::ffff:198.18.100.7"]);
 });

@@ -149,3 +149,27 @@ test("IntervalSet matches a Set model under random operations", t => {
   );
   t.pass();
 });
+
+test("subtract, totalSize and contains agree with a brute-force model", t => {
+  const range = fc
+    .tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }))
+    .map(([a, b]) => iv(Math.min(a, b), Math.max(a, b)));
+  fc.assert(
+    fc.property(
+      fc.array(range, { maxLength: 5 }),
+      fc.array(range, { maxLength: 5 }),
+      (keep, drop) => {
+        const model = new Set<number>();
+        for (const i of keep) for (let v = Number(i.start); v <= Number(i.end); v++) model.add(v);
+        for (const i of drop)
+          for (let v = Number(i.start); v <= Number(i.end); v++) model.delete(v);
+        const got = subtract(normalize(keep), normalize(drop));
+        if (totalSize(got) !== BigInt(model.size)) return false;
+        for (let v = 0; v <= 41; v++) if (contains(got, BigInt(v)) !== model.has(v)) return false;
+        return normalized(got);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass();
+});

@@ -237,3 +237,64 @@ test("usable set matches brute-force enumeration on random small subnets", t => 
   );
   t.pass();
 });
+
+test("unusableReason names the first reason, with the index of the exclusion", t => {
+  const p = new UsablePool("lan", {
+    cidr: "198.18.100.0/24",
+    gateway: "198.18.100.1",
+    ranges: [{ start: "198.18.100.0", end: "198.18.100.99" }],
+    exclude: ["198.18.100.50", "198.18.100.8/30", "198.18.100.8"],
+  });
+  const why = (ip: string) => p.unusableReason(parseIp(ip));
+  t.is(why("198.18.100.20"), undefined);
+  t.deepEqual(why("2001:db8::1"), { kind: "family" });
+  t.deepEqual(why("198.18.101.1"), { kind: "cidr" });
+  t.deepEqual(why("198.18.100.0"), { kind: "network" });
+  t.deepEqual(why("198.18.100.255"), { kind: "broadcast" });
+  t.deepEqual(why("198.18.100.1"), { kind: "gateway" });
+  t.deepEqual(why("198.18.100.8"), { kind: "exclude", index: 1, entry: "198.18.100.8/30" });
+  t.deepEqual(why("198.18.100.200"), { kind: "ranges" });
+  // No network or broadcast on a /31, and IPv6 keeps its first address.
+  const p2p = new UsablePool("p2p", { cidr: "198.18.100.4/31", gateway: "198.18.100.4" });
+  t.deepEqual(p2p.unusableReason(parseIp("198.18.100.4")), { kind: "gateway" });
+  t.is(
+    new UsablePool("v6", { cidr: "2001:db8::/64" }).unusableReason(parseIp("2001:db8::")),
+    undefined,
+  );
+});
+
+test("IPv4-mapped IPv6 is refused in every field, as the CRD's isIP/isCIDR do", t => {
+  invalid(t, { cidr: "::ffff:198.18.100.0/120" }, /spec\.cidr.*IPv4-mapped/);
+  const v6 = { cidr: "::/64" };
+  invalid(
+    t,
+    { ...v6, gateway: "::ffff:198.18.100.1" },
+    /spec\.gateway "::ffff:198\.18\.100\.1" is not a valid IP/,
+  );
+  invalid(
+    t,
+    { ...v6, ranges: [{ start: "::1", end: "::ffff:c612:6401" }] },
+    /spec\.ranges\[0\]\.end/,
+  );
+  invalid(t, { ...v6, exclude: ["::ffff:198.18.100.1"] }, /spec\.exclude\[0\]/);
+});
+
+test("ranges and exclude must be lists of the right shape", t => {
+  const cidr = "198.18.100.0/24";
+  invalid(
+    t,
+    { cidr, ranges: "198.18.100.1" as unknown as PoolSpec["ranges"] },
+    /spec\.ranges must be a list/,
+  );
+  invalid(
+    t,
+    { cidr, ranges: [null as unknown as { start: string; end: string }] },
+    /spec\.ranges\[0\]/,
+  );
+  invalid(
+    t,
+    { cidr, exclude: "198.18.100.1" as unknown as string[] },
+    /spec\.exclude must be a list/,
+  );
+  invalid(t, { cidr, exclude: [7 as unknown as string] }, /spec\.exclude\[0\]/);
+});
