@@ -36,6 +36,8 @@ class Refusal extends Error {}
 export async function assignAddress(req: PeprMutateRequest<a.Pod>): Promise<void> {
   const namespace = req.Request.namespace ?? req.Raw.metadata?.namespace ?? "default";
   const started = performance.now();
+  // Pepr also routes pods/ephemeralcontainers here: a debug container joins an existing pod.
+  if (req.Request.subResource) return;
   try {
     const nsInfo = await state.namespace(namespace);
     const subnetName = nsInfo && requestedSubnet(req.Raw.metadata?.annotations, nsInfo);
