@@ -16,6 +16,14 @@ mkdir -p "$BIN" "$WORK"
 
 if [[ "${1:-}" == "--print-dir" ]]; then echo "$BIN"; exit 0; fi
 
+# One build at a time: a second run (e.g. `cluster up` while a build runs) waits, then finds
+# everything cached. The scratch modules under $WORK would otherwise be deleted under a running build.
+exec 9>"$CACHE_ROOT/.build.lock"
+if ! flock -n 9; then
+  echo "[build] another hack/build-binaries.sh is running; waiting for it to finish" >&2
+  flock 9
+fi
+
 export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 LDFLAGS="-s -w"
 log() { printf '\033[1m[build %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }

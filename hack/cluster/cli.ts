@@ -1,5 +1,5 @@
 // Command line of the local cluster; hack/cluster.sh runs it (`npm run cluster -- <command>`).
-import { DEFAULT_NODES, MAX_NODES, paths } from "./config";
+import { DEFAULT_NODES, MAX_NODES, NODE_RUNTIMES, NodeRuntimeKind, paths } from "./config";
 import { down, execIn, logs, status, up } from "./cluster";
 
 export const HELP = `Local pepr-macvlan cluster: real etcd, kube-apiserver, kube-controller-manager and
@@ -11,11 +11,14 @@ Usage: npm run cluster -- <command> [options]
        bash hack/cluster.sh <command> [options]
 
 Commands:
-  up [--nodes N]      Build or reuse the binaries (hack/build-binaries.sh), install missing Debian
+  up [--nodes N] [--runtime simple|kubelet]
+                      Build or reuse the binaries (hack/build-binaries.sh), install missing Debian
                       packages (iproute2, util-linux, openssl, tcpdump, busybox-static), remove
                       what an earlier cluster left, then start a fresh cluster with N nodes
                       (default ${DEFAULT_NODES}, at most ${MAX_NODES}). Writes the admin kubeconfig to
                       ${paths.kubeconfig}.
+                      --runtime kubelet: containerd (Debian) + a real kubelet per node instead of
+                      the node runtime, with images built from local files (hack/kubelet).
   down                Stop every process the cluster started (by recorded pid), delete its network
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
   status              Processes (pid, RSS), network namespaces, nodes and pods. Exit 1 if unhealthy.
@@ -33,8 +36,9 @@ Addresses (198.18.0.0/15 only): LAN 198.18.0.0/16, router 198.18.0.1 (pmv-gw), h
 apiserver https://198.18.0.2:6443. Pod network namespaces are named pmv-pod-<pod uid>.
 `;
 
-function parseUp(args: string[]): { nodes: number } {
+function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind } {
   let nodes = DEFAULT_NODES;
+  let runtime: NodeRuntimeKind = "simple";
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const m = /^--nodes(?:=(.*))?$/.exec(a);
@@ -43,11 +47,16 @@ function parseUp(args: string[]): { nodes: number } {
       nodes = Number(v);
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
         throw new Error(`--nodes must be 1..${MAX_NODES}, got "${v}"`);
+    } else if (/^--runtime(?:=|$)/.test(a)) {
+      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
+      if (!(NODE_RUNTIMES as readonly string[]).includes(v))
+        throw new Error(`--runtime must be ${NODE_RUNTIMES.join(" or ")}, got "${v}"`);
+      runtime = v as NodeRuntimeKind;
     } else {
       throw new Error(`unknown option for up: ${a}`);
     }
   }
-  return { nodes };
+  return { nodes, runtime };
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -16,6 +16,7 @@ import {
   LAN_NETNS,
   MAX_NODES,
   NETNS_PREFIX,
+  NodeRuntimeKind,
   NodeSpec,
   POD_NETNS_PREFIX,
   REPO_ROOT,
@@ -59,6 +60,7 @@ import {
   writeJsonAtomic,
 } from "./proc";
 import type { PodState } from "./runtime/pod";
+import { prepareKubeletRuntime, startKubeletNodes, stopKubeletNodes } from "../kubelet/runtime";
 
 const t0 = Date.now();
 export function say(msg: string): void {
@@ -170,6 +172,8 @@ export interface UpOptions {
   nodes?: number;
   /** Skip hack/build-binaries.sh (the caller knows the binaries are there). */
   skipBuild?: boolean;
+  /** simple (default): the node runtime; kubelet: containerd + kubelet per node (hack/kubelet). */
+  runtime?: NodeRuntimeKind;
 }
 
 export function readClusterInfo(): ClusterInfo | undefined {
@@ -199,6 +203,8 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
         throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);
     }
     ensurePackages();
+    const runtime = opts.runtime ?? "simple";
+    const images = runtime === "kubelet" ? prepareKubeletRuntime(say) : [];
 
     if (fs.existsSync(paths.state) || clusterNetns().length || linkExists(HOST_LINK)) {
       say("cleaning up what a previous cluster left behind");
@@ -213,6 +219,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
       fs.mkdirSync(d, { recursive: true });
     const info: ClusterInfo = {
       nodes,
+      runtime,
       binDir: binDir(),
       createdAt: new Date().toISOString(),
       apiServer: API_SERVER,
@@ -257,11 +264,12 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
         "crd/network-attachment-definitions.k8s.cni.cncf.io",
       );
 
-      say("CNI configuration and node runtimes");
-      for (const n of nodes) {
-        writeCniConfig(n);
-        startNodeRuntime(n);
-      }
+      say(
+        `CNI configuration and ${runtime === "kubelet" ? "containerd + kubelet" : "node runtimes"}`,
+      );
+      for (const n of nodes) writeCniConfig(n);
+      if (runtime === "kubelet") await startKubeletNodes(nodes, images, say);
+      else for (const n of nodes) startNodeRuntime(n);
       say("waiting for the nodes to be Ready and the default ServiceAccount");
       await waitClusterReady(kube, nodes);
     } finally {
@@ -417,6 +425,8 @@ export async function down(verbose = true): Promise<void> {
 
 async function downLocked(verbose: boolean): Promise<void> {
   const log = (m: string) => verbose && say(m);
+  // Kubelet runtime nodes first: kubelets, containers, containerd and shims, mounts, cgroups.
+  const kubeletErrors = await stopKubeletNodes(log);
   const records = readProcRecords(paths.procs);
   const runtimes = records.filter(r => r.name.startsWith("node-runtime-"));
   const control = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
@@ -457,7 +467,7 @@ async function downLocked(verbose: boolean): Promise<void> {
     GW_NETNS,
     LAN_NETNS,
   ];
-  const errors = teardownLan(order);
+  const errors = [...kubeletErrors, ...teardownLan(order)];
   if (all.length) log(`removed network namespaces: ${all.join(" ")}`);
 
   if (fs.existsSync(paths.state)) {

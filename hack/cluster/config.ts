@@ -148,9 +148,15 @@ export function binDir(): string {
 export const bin = (name: string) => path.join(binDir(), name);
 export const cniBinDir = () => path.join(binDir(), "cni");
 
+/** What runs pods on the nodes: the simple node runtime, or containerd + kubelet (hack/kubelet). */
+export type NodeRuntimeKind = "simple" | "kubelet";
+export const NODE_RUNTIMES: readonly NodeRuntimeKind[] = ["simple", "kubelet"];
+
 /** What `up` records in cluster.json. */
 export interface ClusterInfo {
   nodes: NodeSpec[];
+  /** Absent in clusters made before the option existed: simple. */
+  runtime?: NodeRuntimeKind;
   binDir: string;
   createdAt: string;
   apiServer: string;

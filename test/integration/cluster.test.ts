@@ -2,8 +2,10 @@
 // runtime (sandbox, CNI ADD/DEL, status, probes, deletion, restart), and a clean `down`.
 import test from "ava";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { startNodeRuntime } from "../../hack/cluster/cluster";
-import { nodePaths } from "../../hack/cluster/config";
+import { REPO_ROOT, nodePaths, paths } from "../../hack/cluster/config";
+import { Pki } from "../../hack/cluster/pki";
 import { isAlive, stopProcess } from "../../hack/cluster/proc";
 import {
   diffSnapshots,
@@ -430,6 +432,170 @@ test.serial(
     await c.kubectl(["delete", "daemonset", "-n", NS, "agent", "--wait=false"]);
   },
 );
+
+test.serial(
+  "the apiserver calls admission webhooks served by a pod and by a hostNetwork pod, via Services",
+  async t => {
+    const c = cluster();
+    const dir = path.join(paths.state, "test-webhook");
+    const pki = new Pki(dir);
+    pki.ca("ca", "test-webhook-ca");
+    const certs = ["wh", "wh-host"].map(svc =>
+      pki.issue("ca", {
+        name: svc,
+        cn: `${svc}.${NS}.svc`,
+        server: true,
+        dns: [`${svc}.${NS}.svc`],
+      }),
+    );
+    const server = (
+      name: string,
+      prefix: string,
+      cert: { cert: string; key: string },
+      hostNetwork: boolean,
+      port: number,
+    ) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: NS, labels: { app: name } },
+      spec: {
+        hostNetwork,
+        nodeSelector: { "kubernetes.io/hostname": hostNetwork ? NODE2 : NODE1 },
+        terminationGracePeriodSeconds: 2,
+        containers: [
+          {
+            name: "webhook",
+            image: "node",
+            workingDir: REPO_ROOT,
+            command: [
+              process.execPath,
+              "--import",
+              "tsx",
+              "test/integration/helpers/fixtures/webhook-server.ts",
+            ],
+            env: [
+              { name: "CERT_FILE", value: cert.cert },
+              { name: "KEY_FILE", value: cert.key },
+              { name: "PORT", value: String(port) },
+              { name: "DENY_PREFIX", value: prefix },
+              { name: "WHO", value: name },
+            ],
+            ports: [{ name: "https", containerPort: port }],
+            readinessProbe: {
+              httpGet: { scheme: "HTTPS", path: "/healthz", port: "https" },
+              periodSeconds: 1,
+            },
+          },
+        ],
+      },
+    });
+    const service = (name: string) => ({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name, namespace: NS },
+      spec: { selector: { app: name }, ports: [{ port: 443, targetPort: "https" }] },
+    });
+    const webhook = (name: string, svc: string) => ({
+      name: `${name}.pmv.test`,
+      clientConfig: {
+        service: { namespace: NS, name: svc, port: 443, path: "/validate" },
+        caBundle: fs.readFileSync(pki.file("ca.crt")).toString("base64"),
+      },
+      rules: [
+        { apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["configmaps"] },
+      ],
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NS } },
+      failurePolicy: "Fail",
+      sideEffects: "None",
+      admissionReviewVersions: ["v1"],
+      timeoutSeconds: 5,
+    });
+    await c.apply([
+      server("wh", "deny-a-", certs[0], false, 8443),
+      server("wh-host", "deny-b-", certs[1], true, 9443),
+      service("wh"),
+      service("wh-host"),
+    ]);
+    const pod = await c.waitForPodReady(NS, "wh", { timeoutMs: 60000 });
+    const hostPod = await c.waitForPodReady(NS, "wh-host", { timeoutMs: 60000 });
+    t.is(hostPod.status.podIP, c.node(NODE2).ip);
+    await c.apply({
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingWebhookConfiguration",
+      metadata: { name: "pmv-cluster-test" },
+      webhooks: [webhook("pod", "wh"), webhook("host", "wh-host")],
+    });
+    const create = (name: string) =>
+      c.kubectlResult(["create", "configmap", "-n", NS, name, "--from-literal=k=v"], {
+        timeoutMs: 20000,
+      });
+    // The apiserver picks the webhook configuration up within a moment.
+    const denied = await waitFor(
+      async () => {
+        const r = await create(`deny-a-${Date.now()}`);
+        return r.code !== 0 && r.stderr.includes("denied by wh:") ? r : undefined;
+      },
+      { what: "the pod webhook to deny", timeoutMs: 30000 },
+    );
+    t.regex(
+      denied.stderr,
+      /admission webhook "pod\.pmv\.test" denied the request: denied by wh: name starts with deny-a-/,
+    );
+    const deniedHost = await create("deny-b-1");
+    t.regex(
+      deniedHost.stderr,
+      /admission webhook "host\.pmv\.test" denied the request: denied by wh-host/,
+    );
+    t.is((await create("allowed-1")).code, 0);
+    // Both servers saw the apiserver's calls (from the host network namespace).
+    t.regex(await c.podLog(NS, "wh"), /CREATE deny-a-\d+ from .*198\.18\.0\.2: denied/);
+    t.regex(await c.podLog(NS, "wh-host"), /CREATE deny-b-1 from .*198\.18\.0\.2: denied/);
+    t.truthy(pod.status.podIP);
+    await c.kubectl(["delete", "validatingwebhookconfiguration", "pmv-cluster-test"]);
+    await c.kubectl(["delete", "pod,service", "-n", NS, "wh", "wh-host", "--wait=false"]);
+  },
+);
+
+test.serial("a failing liveness probe restarts the container", async t => {
+  const c = cluster();
+  await c.apply(
+    testPod({
+      name: "flaky",
+      namespace: NS,
+      node: NODE2,
+      command: ["sh", "-c", "echo started; exec sleep infinity"],
+      livenessProbe: {
+        exec: { command: ["sh", "-c", "test ! -e /nonexistent-so-this-fails"] },
+        periodSeconds: 1,
+      },
+    }),
+  );
+  await c.waitForPodReady(NS, "flaky");
+  // Make the probe fail: liveness exec commands run in the pod's network namespace.
+  await c.apply({
+    ...testPod({
+      name: "flaky2",
+      namespace: NS,
+      node: NODE2,
+      livenessProbe: { tcpSocket: { port: 9 }, periodSeconds: 1, failureThreshold: 2 },
+    }),
+  });
+  const restarted = await c.waitForPod(
+    NS,
+    "flaky2",
+    p => (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1,
+    {
+      what: "flaky2 restarted",
+      timeoutMs: 30000,
+    },
+  );
+  t.is(restarted.status.containerStatuses[0].lastState.terminated.reason, "Error");
+  const killing = (await c.events(NS, "flaky2")).find(e => e.reason === "Killing");
+  t.regex(killing?.message ?? "", /failed liveness probe/);
+  // The passing liveness probe never restarted "flaky".
+  t.is((await c.getPod(NS, "flaky"))!.status.containerStatuses[0].restartCount, 0);
+  await c.kubectl(["delete", "pod", "-n", NS, "flaky", "flaky2", "--wait=false"]);
+});
 
 test.serial(
   "a restarted node runtime adopts running pods and cleans up pods deleted meanwhile",

@@ -109,6 +109,8 @@ export class PodWorker {
   private delFailures = 0;
   private delNotBefore = 0;
   private tornDown = false;
+  /** Deletion in progress: exited containers are not restarted. */
+  private terminating = false;
   private lastStatus = "";
   private transitions = new Map<string, { status: string; time: string }>();
   private saToken?: { expires: number };
@@ -727,7 +729,7 @@ export class PodWorker {
 
   private afterExit(c: ContainerRun): void {
     const pod = this.pod;
-    if (!pod || this.tornDown || c.stopping) {
+    if (!pod || this.tornDown || this.terminating) {
       this.save();
       this.kick();
       return;
@@ -788,11 +790,13 @@ export class PodWorker {
     await exited; // let the exit handler record the real exit status
     c.stopping = false;
     if (c.record === rec) this.onExit(c, null, "SIGKILL");
+    this.kick();
   }
 
   // ---- teardown -----------------------------------------------------------------------------
 
   private async terminate(): Promise<void> {
+    this.terminating = true;
     if (!this.tornDown) {
       const grace = this.graceSeconds();
       this.stopProbers();

@@ -41,6 +41,8 @@ export type { RunResult } from "../../../hack/cluster/proc";
 export interface ClusterOptions {
   /** Number of nodes (default 2). */
   nodes?: number;
+  /** What runs the pods: the simple node runtime (default) or containerd + kubelet. */
+  runtime?: "simple" | "kubelet";
   /** Leave the cluster running after the tests (default: env PMV_CLUSTER_KEEP=1). */
   keep?: boolean;
   /** Print `up`/`down` output as it happens (default: env PMV_CLUSTER_VERBOSE=1). */
@@ -491,7 +493,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         throw new Error(`cleaning up the previous cluster failed:\n${d.stdout}\n${d.stderr}`);
     }
     const before = hostSnapshot(binDir);
-    const r = await runCli(["up", "--nodes", String(opts.nodes ?? 2)], opts.verbose);
+    const r = await runCli(
+      [
+        "up",
+        "--nodes",
+        String(opts.nodes ?? 2),
+        ...(opts.runtime ? ["--runtime", opts.runtime] : []),
+      ],
+      opts.verbose,
+    );
     if (r.code !== 0) {
       await runCli(["down"], opts.verbose);
       throw new Error(`cluster up failed:\n${r.stdout}\n${r.stderr}`);
