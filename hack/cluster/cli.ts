@@ -11,16 +11,18 @@ Usage: npm run cluster -- <command> [options]
        bash hack/cluster.sh <command> [options]
 
 Commands:
-  up [--nodes N] [--runtime simple|kubelet]
+  up [--nodes N] [--runtime simple|kubelet] [--force]
                       Build or reuse the binaries (hack/build-binaries.sh), install missing Debian
-                      packages (iproute2, util-linux, openssl, tcpdump, busybox-static), remove
+                      packages (iproute2, util-linux, openssl, tcpdump, busybox-static, curl), remove
                       what an earlier cluster left, then start a fresh cluster with N nodes
                       (default ${DEFAULT_NODES}, at most ${MAX_NODES}). Writes the admin kubeconfig to
-                      ${paths.kubeconfig}.
+                      ${paths.kubeconfig}. While integration tests hold the cluster (their
+                      session lock, test/integration/helpers), waits for them; --force does not.
                       --runtime kubelet: containerd (Debian) + a real kubelet per node instead of
                       the node runtime, with images built from local files (hack/kubelet).
-  down                Stop every process the cluster started (by recorded pid), delete its network
+  down [--force]      Stop every process the cluster started (by recorded pid), delete its network
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
+                      Refuses while integration tests hold the cluster, unless --force.
   status              Processes (pid, RSS), network namespaces, nodes and pods. Exit 1 if unhealthy.
   exec <namespace>/<pod> -- <cmd...>
                       Run a command in the pod's network namespace (host filesystem).
@@ -36,13 +38,16 @@ Addresses (198.18.0.0/15 only): LAN 198.18.0.0/16, router 198.18.0.1 (pmv-gw), h
 apiserver https://198.18.0.2:6443. Pod network namespaces are named pmv-pod-<pod uid>.
 `;
 
-function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind } {
+function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind; force: boolean } {
   let nodes = DEFAULT_NODES;
   let runtime: NodeRuntimeKind = "simple";
+  let force = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const m = /^--nodes(?:=(.*))?$/.exec(a);
-    if (m) {
+    if (a === "--force") {
+      force = true;
+    } else if (m) {
       const v = m[1] ?? args[++i];
       nodes = Number(v);
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
@@ -56,7 +61,7 @@ function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind } {
       throw new Error(`unknown option for up: ${a}`);
     }
   }
-  return { nodes, runtime };
+  return { nodes, runtime, force };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -66,8 +71,8 @@ async function main(argv: string[]): Promise<number> {
       await up(parseUp(rest));
       return 0;
     case "down":
-      if (rest.length) throw new Error(`down takes no arguments`);
-      await down();
+      if (rest.some(a => a !== "--force")) throw new Error("down takes no arguments but --force");
+      await down(true, rest.includes("--force"));
       return 0;
     case "status":
       return status();

@@ -123,6 +123,41 @@ export async function acquireLock(
   }
 }
 
+/** Parent pid of a process, from /proc/<pid>/stat (0 if unknown). */
+function parentPid(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The owner of the integration tests' session lock, if a live process other than one of our
+ * ancestors holds it: the cluster is then in use by a test run and must not be replaced.
+ */
+export function sessionOwner(): LockOwner | undefined {
+  const owner = readJson<LockOwner>(path.join(`${LOCK_DIR}.session`, "owner.json"));
+  if (!owner || !isAlive(owner)) return undefined;
+  for (let p = process.pid; p > 1; p = parentPid(p)) if (p === owner.pid) return undefined;
+  return owner;
+}
+
+/** Waits while integration tests use the cluster (up), or refuses (down) unless forced. */
+async function respectSession(op: "up" | "down", force: boolean): Promise<void> {
+  let owner = sessionOwner();
+  if (!owner || force) return;
+  if (op === "down") {
+    throw new Error(
+      `the cluster is in use by ${owner.what} (pid ${owner.pid}); it takes the cluster down itself. ` +
+        "Pass --force to take it down anyway.",
+    );
+  }
+  say(`the cluster is in use by ${owner.what} (pid ${owner.pid}); waiting (or pass --force)`);
+  while ((owner = sessionOwner())) await sleep(1000);
+}
+
 // ---- prerequisites ---------------------------------------------------------------------------
 
 const PACKAGES: Array<{ cmd: string; pkg: string; why: string }> = [
@@ -170,6 +205,8 @@ function portFree(port: number, host = "0.0.0.0"): Promise<boolean> {
 
 export interface UpOptions {
   nodes?: number;
+  /** Replace the cluster even if integration tests are using it. */
+  force?: boolean;
   /** Skip hack/build-binaries.sh (the caller knows the binaries are there). */
   skipBuild?: boolean;
   /** simple (default): the node runtime; kubelet: containerd + kubelet per node (hack/kubelet). */
@@ -185,6 +222,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) {
     throw new Error(`--nodes must be 1..${MAX_NODES}`);
   }
+  await respectSession("up", !!opts.force);
   const release = await acquireLock("op", `up (pid ${process.pid})`);
   try {
     if (!opts.skipBuild) {
@@ -414,7 +452,8 @@ function podProcessRecords(): ProcRecord[] {
   return out;
 }
 
-export async function down(verbose = true): Promise<void> {
+export async function down(verbose = true, force = false): Promise<void> {
+  await respectSession("down", force);
   const release = await acquireLock("op", `down (pid ${process.pid})`);
   try {
     await downLocked(verbose);
