@@ -1,0 +1,3 @@
+module pmv/pause
+
+go 1.22
