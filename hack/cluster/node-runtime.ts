@@ -81,6 +81,10 @@ function main(): void {
     kube.close();
     setTimeout(() => process.exit(0), 100).unref();
   };
+  // A stray rejection must not take the node down (a kubelet does not crash on one failed call).
+  process.on("unhandledRejection", err =>
+    log(`unhandled rejection: ${err instanceof Error ? err.stack : String(err)}`),
+  );
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 
