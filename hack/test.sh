@@ -40,4 +40,4 @@ bash hack/build-binaries.sh
 echo "== building the module (npx pepr build)"
 npx pepr build >/tmp/pepr-macvlan-build.log 2>&1 || { cat /tmp/pepr-macvlan-build.log; echo "npx pepr build failed"; exit 1; }
 echo "== cluster tests (each file brings its own cluster up and down)"
-npx ava --serial --timeout=10m 'test/integration/**/*.test.ts'
+npx ava --serial --concurrency=1 --timeout=10m 'test/integration/**/*.test.ts'

@@ -1,7 +1,14 @@
 // Per-node CNI configuration: Multus (thin plugin) first in the conf dir, delegating to the
 // cluster network (bridge cni0 + host-local on the node's pod CIDR) for eth0.
 import * as fs from "node:fs";
-import { NodeSpec, cniBinDir, CNI_BRIDGE, nodePaths } from "./config";
+import {
+  NodeSpec,
+  cniBinDir,
+  CNI_BRIDGE,
+  CLUSTER_POD_CIDR,
+  SERVICE_CIDR,
+  nodePaths,
+} from "./config";
 
 export const CNI_VERSION = "1.0.0";
 export const CLUSTER_NETWORK_NAME = "pmv-cluster";
@@ -23,6 +30,9 @@ export function clusterNetworkConfig(n: NodeSpec) {
           type: "host-local",
           dataDir: np.hostLocalData,
           ranges: [[{ subnet: n.podCIDR, gateway: n.podGateway }]],
+          // Explicit cluster routes (as flannel sets them): they keep pod and service traffic on
+          // eth0 when a pod's default route moves to its macvlan net1 (podDefaultGateway).
+          routes: [{ dst: CLUSTER_POD_CIDR }, { dst: SERVICE_CIDR }],
         },
       },
     ],

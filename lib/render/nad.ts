@@ -15,12 +15,24 @@ export interface CniRoute {
   gw?: string;
 }
 
+/**
+ * Two half-default routes via the LAN gateway. They outrank the cluster network's default
+ * route without deleting it, so the pod's egress leaves on net1 (no SNAT) even where Multus'
+ * `default-route` cannot replace eth0's default (Multus 4.2 with netlink 1.3 reports default
+ * routes as 0.0.0.0/0 and never deletes them); more specific cluster routes stay on eth0.
+ */
+export function halfDefaults(gateway: string): CniRoute[] {
+  const dsts = gateway.includes(":") ? ["::/1", "8000::/1"] : ["0.0.0.0/1", "128.0.0.0/1"];
+  return dsts.map(dst => ({ dst, gw: gateway }));
+}
+
 /** The CNI config JSON a subnet renders to. Addresses and MACs come per pod through runtimeConfig. */
 export function renderNadConfig(subnet: MacvlanSubnet): string {
   const spec = subnet.spec!;
   const routes: CniRoute[] = (spec.routes ?? []).map(r =>
     r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst },
   );
+  if (spec.podDefaultGateway && spec.gateway) routes.push(...halfDefaults(spec.gateway));
   const config: Record<string, unknown> = {
     cniVersion: CNI_VERSION,
     name: nadName(subnet.metadata!.name!),

@@ -229,12 +229,12 @@ test.serial(
     t.deepEqual(JSON.parse(ann(pod, "k8s.v1.cni.cncf.io/networks")!)[0]["default-route"], [
       "198.18.0.1",
     ]);
-    const routes = await c.execOk("op-gw/p", ["ip", "route"]);
-    t.regex(routes, /^default via 198\.18\.0\.1 dev net1/m);
-    t.regex(routes, /^198\.19\.0\.0\/16 via 198\.19\.\d+\.1 dev eth0/m);
-    // Cluster traffic still leaves on eth0: reach the other node's pod network gateway.
-    const other = await c.execOk("op-gw/p", ["ip", "route", "get", "198.19.128.1"]);
-    t.regex(other, /dev eth0/);
+    // Route lookups only (no traffic): egress to the world leaves on net1 via the LAN router,
+    // the cluster's pod and service CIDRs stay on eth0.
+    const routeVia = async (dst: string) => c.execOk("op-gw/p", ["ip", "route", "get", dst]);
+    t.regex(await routeVia("203.0.113.5"), /via 198\.18\.0\.1 dev net1/);
+    t.regex(await routeVia("198.19.1.5"), /dev eth0/);
+    t.regex(await routeVia("198.19.128.1"), /dev eth0/);
   },
 );
 
@@ -265,7 +265,7 @@ test.serial(
       testPod({ name: "again", namespace: "op-release", annotations: { "macvlan.dev/ip": ip } }),
     );
     t.not(r.code, 0);
-    t.regex(r.stderr, /cool/i);
+    t.regex(r.stderr, /released at .* cannot be reused before/);
     // After reuseDelaySeconds (4 s) the lease is deleted and the address is free again.
     await waitFor(async () => (await getJson(c, ["mvl", name])) === undefined, {
       what: "lease expired",

@@ -106,3 +106,20 @@ test("merging keeps the user's other networks and replaces a stale copy of ours"
   );
   t.deepEqual(merged, [ours, { name: "storage", namespace: "a" }]);
 });
+
+test("podDefaultGateway routes egress via net1 with two half-default routes", t => {
+  const config = JSON.parse(renderNadConfig(subnet({ podDefaultGateway: true })));
+  t.deepEqual(config.ipam.routes, [
+    { dst: "0.0.0.0/1", gw: "198.18.100.1" },
+    { dst: "128.0.0.0/1", gw: "198.18.100.1" },
+  ]);
+  const v6 = JSON.parse(
+    renderNadConfig(
+      subnet({ cidr: "2001:db8:100::/64", gateway: "2001:db8:100::1", podDefaultGateway: true }),
+    ),
+  );
+  t.deepEqual(
+    v6.ipam.routes.map((r: { dst: string }) => r.dst),
+    ["::/1", "8000::/1"],
+  );
+});
