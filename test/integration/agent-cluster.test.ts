@@ -1,7 +1,9 @@
 // The node agent on the local cluster, deployed as it would be: agent/deploy/agent.yaml (its
 // ServiceAccount and least-privilege RBAC, the DaemonSet with downward-API env), run by each
 // node's runtime in the node's network namespace (hostNetwork) with the bundled dist/agent.js.
-// The operator (the built Pepr module) hands out addresses; Multus and the macvlan CNI make net1.
+// Multus and the macvlan CNI make net1. Addresses come from a stand-in for the operator (the
+// NAD and the pod annotations rendered with lib/render, as the operator writes them), or from
+// the real operator (the built Pepr module) with AGENT_TEST_OPERATOR=1.
 import anyTest, { type TestFn } from "ava";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -9,6 +11,10 @@ import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
 import * as moduleRunner from "../../hack/module/module";
 import { shimName } from "../../agent/plan";
+import type { MacvlanSubnet } from "../../crds/types";
+import { macFor } from "../../lib/ipam/identity";
+import { renderSelection } from "../../lib/render/multus";
+import { renderNad } from "../../lib/render/nad";
 import {
   httpServer,
   sleep,
@@ -25,6 +31,7 @@ const cluster = withCluster(test, { nodes: 2 });
 const ROOT = path.resolve(__dirname, "..", "..");
 const NS = "agent-t";
 const SHIM = shimName("eth0");
+const WITH_OPERATOR = process.env.AGENT_TEST_OPERATOR === "1";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -96,51 +103,91 @@ async function agentPods(c: Cluster): Promise<Pod[]> {
 }
 
 let p1: Pod, p2: Pod, single: Pod;
+let lanSubnet: MacvlanSubnet;
 
 test.before(async () => {
   const c = cluster();
-  moduleRunner.build();
   execFileSync(process.execPath, [path.join(ROOT, "agent", "build.mjs")], {
     cwd: ROOT,
     stdio: "inherit",
   });
-  moduleRunner.install(1);
-  await moduleRunner.start(1);
-  await c.apply(
-    subnet("lan", {
-      cidr: "198.18.0.0/16",
-      gateway: "198.18.0.1",
-      ranges: [{ start: "198.18.100.10", end: "198.18.100.60" }],
-    }),
-  );
-  await waitFor(
-    async () => (await getJson(c, ["mvs", "lan"]))?.status?.conditions?.[0]?.status === "True",
-    {
-      what: "subnet lan Ready",
-    },
-  );
+  const lan = subnet("lan", {
+    cidr: "198.18.0.0/16",
+    gateway: "198.18.0.1",
+    ranges: [{ start: "198.18.100.10", end: "198.18.100.60" }],
+  });
+  if (WITH_OPERATOR) {
+    moduleRunner.build();
+    moduleRunner.install(1);
+    await moduleRunner.start(1);
+    await c.apply(lan);
+    await waitFor(
+      async () => (await getJson(c, ["mvs", "lan"]))?.status?.conditions?.[0]?.status === "True",
+      {
+        what: "subnet lan Ready",
+      },
+    );
+  } else {
+    await c.kubectl(["apply", "-f", path.join(ROOT, "crds")]);
+    await c.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=60s",
+      "crd/macvlansubnets.macvlan.dev",
+    ]);
+    await c.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: "pepr-system" } });
+    await c.apply(lan);
+  }
+  lanSubnet = (await getJson(c, ["mvs", "lan"])) as MacvlanSubnet;
   await c.createNamespace(NS, { "macvlan.dev/subnet": "lan" });
+  if (!WITH_OPERATOR) await c.apply(renderNad(lanSubnet, NS));
 });
 
 test.after.always(async () => {
-  await moduleRunner.stop();
+  if (WITH_OPERATOR) await moduleRunner.stop();
 });
+
+/** A macvlan pod; without the operator, annotated the way the operator's mutation would. */
+function macvlanPod(
+  name: string,
+  node: string,
+  ip: string,
+  o: { singleNic?: boolean; probe?: boolean } = {},
+) {
+  const annotations: Record<string, string> = o.singleNic
+    ? { "macvlan.dev/single-nic": "true" }
+    : {};
+  if (!WITH_OPERATOR) {
+    const mac = macFor("lan", ip);
+    const sel = renderSelection(lanSubnet, NS, ip, mac, { singleNic: o.singleNic });
+    if (o.singleNic) annotations["v1.multus-cni.io/default-network"] = JSON.stringify(sel);
+    else annotations["k8s.v1.cni.cncf.io/networks"] = JSON.stringify([sel]);
+    Object.assign(annotations, {
+      "macvlan.dev/subnet": "lan",
+      "macvlan.dev/ip": ip,
+      "macvlan.dev/mac": mac,
+    });
+  }
+  return testPod({
+    name,
+    namespace: NS,
+    node,
+    command: httpServer(),
+    annotations,
+    ...(o.probe
+      ? { readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 1 } }
+      : {}),
+  });
+}
 
 test.serial(
   "without the agent a node cannot reach its own macvlan pods, and single-NIC probes fail",
   async t => {
     const c = cluster();
     await c.apply([
-      testPod({ name: "p1", namespace: NS, node: "pmv-node-1", command: httpServer() }),
-      testPod({ name: "p2", namespace: NS, node: "pmv-node-2", command: httpServer() }),
-      testPod({
-        name: "single",
-        namespace: NS,
-        node: "pmv-node-1",
-        command: httpServer(),
-        annotations: { "macvlan.dev/single-nic": "true" },
-        readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 1 },
-      }),
+      macvlanPod("p1", "pmv-node-1", "198.18.100.11"),
+      macvlanPod("p2", "pmv-node-2", "198.18.100.12"),
+      macvlanPod("single", "pmv-node-1", "198.18.100.13", { singleNic: true, probe: true }),
     ]);
     p1 = await c.waitForPodReady(NS, "p1", { timeoutMs: 90000 });
     p2 = await c.waitForPodReady(NS, "p2", { timeoutMs: 90000 });
