@@ -241,7 +241,6 @@ disabled_plugins = [
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
   "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.runtime.v1.linux",
   "io.containerd.tracing.processor.v1.otlp",
   "io.containerd.internal.v1.tracing",
 ]
@@ -417,7 +416,17 @@ export async function startKubeletNode(
   for (const a of images) {
     const r = await runAsync(
       "ctr",
-      ["--address", kp.containerdSock, "--namespace", CRI_NAMESPACE, "images", "import", a.file],
+      // Unpacked on first use (the CRI plugin unpacks an image when it creates a container).
+      [
+        "--address",
+        kp.containerdSock,
+        "--namespace",
+        CRI_NAMESPACE,
+        "images",
+        "import",
+        "--no-unpack",
+        a.file,
+      ],
       { timeoutMs: 300000 },
     );
     if (r.code !== 0)
