@@ -150,11 +150,11 @@ async function respectSession(op: "up" | "down", force: boolean): Promise<void> 
   if (!owner || force) return;
   if (op === "down") {
     throw new Error(
-      `the cluster is in use by ${owner.what} (pid ${owner.pid}); it takes the cluster down itself. ` +
+      `the cluster is in use by ${owner.what}; it takes the cluster down itself. ` +
         "Pass --force to take it down anyway.",
     );
   }
-  say(`the cluster is in use by ${owner.what} (pid ${owner.pid}); waiting (or pass --force)`);
+  say(`the cluster is in use by ${owner.what}; waiting (or pass --force)`);
   while ((owner = sessionOwner())) await sleep(1000);
 }
 

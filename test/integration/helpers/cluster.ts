@@ -128,7 +128,7 @@ export class Cluster {
   readonly kubeconfig = paths.kubeconfig;
   readonly kubectlPath: string;
   private readonly background = new Set<ChildProcess>();
-  private released = false;
+  private downResult?: RunResult;
 
   constructor(
     readonly info: ClusterInfo,
@@ -430,15 +430,21 @@ export class Cluster {
 
   /** Runs `hack/cluster.sh down`, stops background commands and releases the lock. Idempotent. */
   async down(): Promise<RunResult> {
+    // Once down, the lock is released and another test file may own a new cluster: never
+    // run `down` again from here.
+    if (this.downResult) return this.downResult;
     for (const c of this.background) c.kill("SIGKILL");
     this.api.close();
     const r = await runCli(["down"], this.opts.verbose);
-    if (!this.released) {
-      this.released = true;
-      this.releaseLock();
-    }
     if (r.code !== 0) throw new Error(`cluster down failed:\n${r.stdout}\n${r.stderr}`);
+    this.downResult = r;
+    this.releaseLock();
     return r;
+  }
+
+  /** True once down() has succeeded (the cluster is gone and the lock released). */
+  get isDown(): boolean {
+    return !!this.downResult;
   }
 
   /** True if every recorded cluster process is alive. */
