@@ -1,0 +1,129 @@
+// Concurrency: 300 pods created at once through several Deployments, admitted by two replicas
+// that share nothing but the apiserver. Every address must be unique, every lease bound to
+// exactly one live pod, and nothing may be left over once the pods are gone.
+import anyTest, { TestFn } from "ava";
+import { waitFor, withCluster } from "./helpers";
+import * as moduleRunner from "../../hack/module/module";
+
+const test = anyTest as TestFn;
+const cluster = withCluster(test, { nodes: 2 });
+
+const DEPLOYMENTS = 3;
+const REPLICAS = 100;
+const NS = "scale";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const deployment = (name: string) => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name, namespace: NS },
+  spec: {
+    replicas: REPLICAS,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name } },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: "main", image: "busybox", command: ["sleep", "infinity"] }],
+      },
+    },
+  },
+});
+
+test.before(async () => {
+  const c = cluster();
+  process.env.MACVLAN_RESYNC_SECONDS = "10";
+  moduleRunner.install(2);
+  await moduleRunner.start(2);
+  await c.apply({
+    apiVersion: "macvlan.dev/v1alpha1",
+    kind: "MacvlanSubnet",
+    metadata: { name: "bulk" },
+    spec: {
+      master: "eth0",
+      cidr: "198.18.0.0/16",
+      gateway: "198.18.0.1",
+      ranges: [{ start: "198.18.110.1", end: "198.18.111.254" }],
+      reuseDelaySeconds: 2,
+    },
+  });
+  await c.createNamespace(NS, { "macvlan.dev/subnet": "bulk" });
+});
+
+test.after.always(async () => {
+  await moduleRunner.stop();
+});
+
+test.serial(
+  `${DEPLOYMENTS * REPLICAS} pods at once from two admission replicas get distinct, bound addresses`,
+  async t => {
+    const c = cluster();
+    const total = DEPLOYMENTS * REPLICAS;
+    const started = Date.now();
+    await c.apply(Array.from({ length: DEPLOYMENTS }, (_, i) => deployment(`d${i}`)));
+
+    const pods = await waitFor(
+      async () => {
+        const list = JSON.parse(await c.kubectl(["-n", NS, "get", "pods", "-o", "json"]))
+          .items as Json[];
+        const running = list.filter(p => p.status?.phase === "Running");
+        return running.length === total && list.length === total && list;
+      },
+      { what: `${total} pods Running`, timeoutMs: 600_000, intervalMs: 2000 },
+    );
+    t.log(`${total} pods Running in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const ips = pods.map(p => p.metadata.annotations["macvlan.dev/ip"]);
+    t.is(new Set(ips).size, total, "every pod has its own address");
+    t.true(ips.every(ip => /^198\.18\.11[01]\.\d+$/.test(ip)));
+    const nodes = new Set(pods.map(p => p.spec.nodeName));
+    t.is(nodes.size, 2, "pods run on both nodes");
+    // Each pod's net1 really carries its address (Multus reported it).
+    for (const p of pods) {
+      const status = JSON.parse(
+        p.metadata.annotations["k8s.v1.cni.cncf.io/network-status"] ?? "[]",
+      );
+      t.true(
+        status.some(
+          (s: Json) =>
+            s.interface === "net1" && s.ips?.[0] === p.metadata.annotations["macvlan.dev/ip"],
+        ),
+        `network-status of ${p.metadata.name}`,
+      );
+    }
+
+    const uids = new Map(pods.map(p => [p.metadata.uid, p]));
+    const leases = await waitFor(
+      async () => {
+        const list = JSON.parse(
+          await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bulk", "-o", "json"]),
+        ).items as Json[];
+        return list.length === total && list.every(l => l.status?.phase === "Bound") && list;
+      },
+      { what: "all leases Bound", timeoutMs: 180_000, intervalMs: 2000 },
+    );
+    const boundUids = leases.map(l => l.spec.podRef.uid);
+    t.is(new Set(boundUids).size, total, "no pod holds two leases");
+    for (const l of leases) {
+      const pod = uids.get(l.spec.podRef.uid);
+      t.truthy(pod, `lease ${l.metadata.name} is bound to a live pod`);
+      t.is(pod?.metadata.annotations["macvlan.dev/ip"], l.spec.ip);
+      t.is(pod?.spec.nodeName, l.spec.node);
+    }
+
+    await c.kubectl(["-n", NS, "delete", "deployments", "--all", "--wait=false"]);
+    await waitFor(
+      async () =>
+        JSON.parse(await c.kubectl(["-n", NS, "get", "pods", "-o", "json"])).items.length === 0,
+      { what: "pods gone", timeoutMs: 600_000, intervalMs: 2000 },
+    );
+    await waitFor(
+      async () =>
+        JSON.parse(await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bulk", "-o", "json"]))
+          .items.length === 0,
+      { what: "no lease left over", timeoutMs: 180_000, intervalMs: 2000 },
+    );
+    t.pass();
+  },
+);
