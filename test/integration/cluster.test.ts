@@ -9,7 +9,6 @@ import { Pki } from "../../hack/cluster/pki";
 import { isAlive, stopProcess } from "../../hack/cluster/proc";
 import {
   diffSnapshots,
-  hostSnapshot,
   httpServer,
   macvlanNad,
   podNetns,
@@ -670,7 +669,7 @@ test.serial("down leaves the machine as it found it", async t => {
   await c.deleteNamespace(NS, true, 90000);
   const recorded = c.processes();
   await c.down();
-  const after = hostSnapshot(c.info.binDir);
+  const after = c.after!;
   const diff = diffSnapshots(c.before, after);
   if (diff.others.length)
     t.log(

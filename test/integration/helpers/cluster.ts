@@ -438,9 +438,14 @@ export class Cluster {
     const r = await runCli(["down"], this.opts.verbose);
     if (r.code !== 0) throw new Error(`cluster down failed:\n${r.stdout}\n${r.stderr}`);
     this.downResult = r;
+    // Snapshot while still holding the lock: the next test file may start its cluster next.
+    this.after = hostSnapshot(this.info.binDir);
     this.releaseLock();
     return r;
   }
+
+  /** Host snapshot taken right after down() (compare with `before` using diffSnapshots). */
+  after?: HostSnapshot;
 
   /** True once down() has succeeded (the cluster is gone and the lock released). */
   get isDown(): boolean {
