@@ -209,7 +209,7 @@ export async function start(replicas = 2): Promise<void> {
 async function waitHealthy(
   netns: string | undefined,
   ip: string,
-  timeoutMs = 60_000,
+  timeoutMs = 180_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const curl = [
@@ -234,7 +234,18 @@ async function waitHealthy(
     }
     await new Promise(r => setTimeout(r, 500));
   }
-  throw new Error(`Pepr process on ${ip}:${PORT} did not become healthy; see ${moduleDir}/*.log`);
+  const logs = fs
+    .readdirSync(moduleDir)
+    .filter(f => f.endsWith(".log"))
+    .map(f => `--- ${f}\n${tail(path.join(moduleDir, f), 15)}`)
+    .join("\n");
+  throw new Error(
+    `Pepr process on ${ip}:${PORT} did not become healthy within ${timeoutMs / 1000}s\n${logs}`,
+  );
+}
+
+function tail(file: string, lines: number): string {
+  return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
 
 export async function stop(): Promise<void> {
