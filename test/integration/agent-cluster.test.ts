@@ -63,16 +63,10 @@ const hasLink = async (c: Cluster, node: number, name: string) =>
 
 const macvlanIP = (p: Pod) => String(p.metadata.annotations?.["macvlan.dev/ip"] ?? "");
 
-/** wget from a node's network namespace to a pod, as a node-local client would. */
+/** HTTP GET from a node's network namespace, as a node-local client would. */
 async function nodeGet(c: Cluster, node: number, ip: string): Promise<string | undefined> {
-  const r = await c.execNode(
-    node,
-    ["busybox", "wget", "-q", "-O", "-", "-T", "3", `http://${ip}:8080/`],
-    {
-      timeoutMs: 10000,
-    },
-  );
-  return r.code === 0 ? r.stdout.trim() : undefined;
+  const r = await c.httpGet(`node/pmv-node-${node}`, `http://${ip}:8080/`);
+  return r.status === 200 ? r.body.trim() : undefined;
 }
 
 /** agent/deploy/agent.yaml, with the container command pointed at the bundle (images are ignored). */
@@ -147,6 +141,18 @@ test.after.always(async () => {
   if (WITH_OPERATOR) await moduleRunner.stop();
 });
 
+test.afterEach.always(async t => {
+  if (t.passed) return;
+  for (const p of await agentPods(cluster()).catch(() => [] as Pod[])) {
+    const log = await cluster()
+      .podLog("pepr-system", String(p.metadata.name))
+      .catch(() => "");
+    t.log(
+      `--- agent ${p.metadata.name} on ${p.spec.nodeName}\n${log.split("\n").slice(-25).join("\n")}`,
+    );
+  }
+});
+
 /** A macvlan pod; without the operator, annotated the way the operator's mutation would. */
 function macvlanPod(
   name: string,
@@ -160,7 +166,8 @@ function macvlanPod(
   if (!WITH_OPERATOR) {
     const mac = macFor("lan", ip);
     const sel = renderSelection(lanSubnet, NS, ip, mac, { singleNic: o.singleNic });
-    if (o.singleNic) annotations["v1.multus-cni.io/default-network"] = JSON.stringify(sel);
+    // Multus wants a JSON list here too (a bare object fails: "cannot unmarshal object").
+    if (o.singleNic) annotations["v1.multus-cni.io/default-network"] = JSON.stringify([sel]);
     else annotations["k8s.v1.cni.cncf.io/networks"] = JSON.stringify([sel]);
     Object.assign(annotations, {
       "macvlan.dev/subnet": "lan",
