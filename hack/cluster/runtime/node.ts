@@ -75,7 +75,8 @@ export class NodeHeartbeat {
       lastHeartbeatTime: now,
       lastTransitionTime: transition,
     });
-    const resources = { cpu: "16", memory: "32Gi", pods: "110", "ephemeral-storage": "100Gi" };
+    // 250 pods: a node's /24 of host-local addresses holds 253.
+    const resources = { cpu: "16", memory: "32Gi", pods: "250", "ephemeral-storage": "100Gi" };
     try {
       const current = await this.kube.get(`/api/v1/nodes/${this.node.name}`);
       this.nodeUID = current.metadata.uid;
