@@ -43,9 +43,24 @@ export class ClusterState {
     });
   }
 
-  async start(): Promise<void> {
-    await Promise.all([this.namespaces.start(), this.subnets.start(), this.leases.start()]);
-    Log.info("pepr-macvlan: namespace, subnet and lease caches are ready");
+  #ready?: Promise<void>;
+
+  start(): Promise<void> {
+    this.#ready ??= Promise.all([
+      this.namespaces.start(),
+      this.subnets.start(),
+      this.leases.start(),
+    ]).then(() => Log.info("pepr-macvlan: namespace, subnet and lease caches are ready"));
+    return this.#ready;
+  }
+
+  /** Waits for the caches; an allocator built before the leases are known would guess badly. */
+  async ready(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>(r => (timer = setTimeout(() => r(false), timeoutMs)));
+    const result = await Promise.race([this.start().then(() => true), timeout]);
+    clearTimeout(timer);
+    return result;
   }
 
   /** A namespace's labels; read through on a cache miss (namespace and pod in one apply). */

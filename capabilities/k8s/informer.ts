@@ -2,6 +2,7 @@
 // the source of truth: creates (leases) and compare-and-swap patches are the locks.
 import { GenericClass, K8s, KubernetesObject, WatchCfg } from "kubernetes-fluent-client";
 import { Log } from "pepr";
+import { describe } from "./errors";
 
 /** KFC's watch phases we act on. */
 export type Phase = "ADDED" | "MODIFIED" | "DELETED";
@@ -36,23 +37,48 @@ export class Informer<T extends GenericClass, K extends KubernetesObject = Insta
     return this.#started;
   }
 
+  /** Lists and watches until it succeeds; never rejects (admission waits on it). */
   async #start(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#listAndWatch();
+        return;
+      } catch (e) {
+        const delay = Math.min(10_000, 500 * 2 ** attempt);
+        Log.warn(
+          `cache of ${this.model.name}: list/watch failed (${describe(e)}); retrying in ${delay} ms`,
+        );
+        await new Promise(r => setTimeout(r, delay));
+      }
+    }
+  }
+
+  async #listAndWatch(): Promise<void> {
     // KFC types field selectors by the model's keys; ours come as plain strings.
     type Query = { WithLabel(k: string, v: string): Query; WithField(k: string, v: string): Query };
     let query = K8s(this.model) as unknown as Query;
     for (const [k, v] of Object.entries(this.filters.labels ?? {})) query = query.WithLabel(k, v);
     for (const [k, v] of Object.entries(this.filters.fields ?? {})) query = query.WithField(k, v);
     const q = query as unknown as ReturnType<typeof K8s<T, K>>;
-    // Seed from a plain list so callers can rely on the cache once start() resolves.
+    // Seed from a plain list so callers can rely on the cache once start() resolves; on a
+    // relist, what vanished meanwhile is reported as deleted.
     const list = await q.Get();
-    for (const item of list.items) this.#apply(item as K, "ADDED");
+    const seen = new Set<string>();
+    for (const item of list.items) {
+      seen.add(keyOf(item));
+      this.#apply(item as K, this.#items.has(keyOf(item)) ? "MODIFIED" : "ADDED");
+    }
+    for (const [key, item] of this.#items) if (!seen.has(key)) this.#apply(item, "DELETED");
     const watcher = q.Watch((obj, phase) => {
       if (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED")
         this.#apply(obj as K, phase);
     }, this.watchCfg);
-    watcher.events.on("give_up", (err: unknown) =>
-      Log.error(err, `watch of ${this.model.name} gave up`),
-    );
+    watcher.events.on("give_up", (err: unknown) => {
+      // KFC stops after repeated failures: start over with a fresh list rather than go stale.
+      Log.error(`watch of ${this.model.name} gave up (${describe(err)}); relisting`);
+      watcher.close();
+      void this.#start();
+    });
     await watcher.start();
   }
 

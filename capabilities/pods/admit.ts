@@ -130,6 +130,11 @@ async function leaseFor(
   }
   const requested = req.Raw.metadata?.annotations?.[ANN_IP]?.trim();
   const fixedMac = req.Raw.metadata?.annotations?.[ANN_MAC]?.trim();
+  if (!(await state.ready(5000))) {
+    throw new Refusal(
+      "pepr-macvlan is starting and has not read the existing leases yet: retry in a few seconds",
+    );
+  }
   const allocator = state.allocator(subnet);
   const dryRun = req.Request.dryRun === true;
   const subnetName = subnet.metadata!.name!;
