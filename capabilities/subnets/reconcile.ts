@@ -153,6 +153,12 @@ async function finishDeletion(subnet: MacvlanSubnet, leases: MacvlanLease[]): Pr
   const name = subnet.metadata!.name!;
   const finalizers = subnet.metadata?.finalizers ?? [];
   if (!finalizers.includes(SUBNET_FINALIZER)) return;
+  // A released address of a subnet that is going away will never be handed out again: its
+  // reuse delay protects nothing, so its lease goes now.
+  for (const lease of leases.filter(l => l.status?.phase === "Released")) {
+    await K8s(MacvlanLease).Delete(lease.metadata!.name!);
+  }
+  leases = leases.filter(l => l.status?.phase !== "Released");
   if (leases.length > 0) {
     const message = `waiting for ${leases.length} lease(s) to be released before deletion (kubectl get mvl -l ${LABEL_SUBNET}=${name})`;
     const ready = subnet.status?.conditions?.find(c => c.type === "Ready");
