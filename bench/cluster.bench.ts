@@ -4,7 +4,7 @@
 // admission latency from the module's metrics and the controllers' memory.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import { Cluster, startCluster, waitFor } from "../test/integration/helpers";
+import { Cluster, startCluster, testDeployment, waitFor } from "../test/integration/helpers";
 import * as moduleRunner from "../hack/module/module";
 import { nodeSpec, paths } from "../hack/cluster/config";
 import { readProcRecords } from "../hack/cluster/proc";
@@ -20,25 +20,6 @@ type Json = any;
 const log = (msg: string) =>
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-function deployment(ns: string, name: string) {
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas: REPLICAS,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          containers: [{ name: "main", image: "busybox", command: ["sleep", "infinity"] }],
-        },
-      },
-    },
-  };
-}
-
 async function pods(c: Cluster, ns: string): Promise<Json[]> {
   return JSON.parse(
     await c.kubectl(["-n", ns, "get", "pods", "-o", "json"], { timeoutMs: 120_000 }),
@@ -52,7 +33,16 @@ async function run(
   done: (pods: Json[]) => Promise<boolean> | boolean,
 ): Promise<number> {
   const started = Date.now();
-  await c.apply(Array.from({ length: DEPLOYMENTS }, (_, i) => deployment(ns, `d${i}`)));
+  await c.apply(
+    Array.from({ length: DEPLOYMENTS }, (_, i) =>
+      testDeployment({
+        namespace: ns,
+        name: `d${i}`,
+        replicas: REPLICAS,
+        terminationGracePeriodSeconds: 0,
+      }),
+    ),
+  );
   let last = 0;
   await waitFor(
     async () => {

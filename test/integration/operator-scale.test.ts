@@ -2,7 +2,7 @@
 // that share nothing but the apiserver. Every address must be unique, every lease bound to
 // exactly one live pod, and nothing may be left over once the pods are gone.
 import anyTest, { TestFn } from "ava";
-import { waitFor, withCluster } from "./helpers";
+import { testDeployment, waitFor, withCluster } from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
@@ -14,23 +14,6 @@ const NS = "scale";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
-
-const deployment = (name: string) => ({
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  metadata: { name, namespace: NS },
-  spec: {
-    replicas: REPLICAS,
-    selector: { matchLabels: { app: name } },
-    template: {
-      metadata: { labels: { app: name } },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: "main", image: "busybox", command: ["sleep", "infinity"] }],
-      },
-    },
-  },
-});
 
 test.before(async () => {
   const c = cluster();
@@ -62,7 +45,11 @@ test.serial(
     const c = cluster();
     const total = DEPLOYMENTS * REPLICAS;
     const started = Date.now();
-    await c.apply(Array.from({ length: DEPLOYMENTS }, (_, i) => deployment(`d${i}`)));
+    await c.apply(
+      Array.from({ length: DEPLOYMENTS }, (_, i) =>
+        testDeployment({ namespace: NS, name: `d${i}`, replicas: REPLICAS }),
+      ),
+    );
 
     const pods = await waitFor(
       async () => {

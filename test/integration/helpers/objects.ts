@@ -94,3 +94,33 @@ export function testPod(o: TestPodOptions) {
     },
   };
 }
+
+export interface TestDeploymentOptions {
+  name: string;
+  namespace: string;
+  replicas: number;
+  command?: string[];
+  terminationGracePeriodSeconds?: number;
+}
+
+/** A Deployment of busybox pods labelled app=<name>, running `sleep infinity` by default. */
+export function testDeployment(o: TestDeploymentOptions) {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: o.name, namespace: o.namespace },
+    spec: {
+      replicas: o.replicas,
+      selector: { matchLabels: { app: o.name } },
+      template: {
+        metadata: { labels: { app: o.name } },
+        spec: {
+          terminationGracePeriodSeconds: o.terminationGracePeriodSeconds ?? 1,
+          containers: [
+            { name: "main", image: BUSYBOX, command: o.command ?? ["sleep", "infinity"] },
+          ],
+        },
+      },
+    },
+  };
+}
