@@ -336,15 +336,34 @@ test.serial(
     );
     t.true(await c.ping("node/pmv-node-1", macvlanIP(p1)));
 
+    // A new pod: its route follows from the watch event, well before the resync.
+    const t0 = Date.now();
+    await c.apply(macvlanPod("p3", "pmv-node-2", "198.18.100.14"));
+    const p3 = await c.waitForPod(NS, "p3", p => !!macvlanIP(p), { timeoutMs: 30000 });
+    await waitFor(
+      async () => (await agentRoutes(c, 2)).some(r => r.startsWith(`${macvlanIP(p3)} `)),
+      {
+        what: "route of p3",
+        intervalMs: 50,
+        timeoutMs: 30000,
+      },
+    );
+    t.log(`new pod → its host route on the node: ${Date.now() - t0} ms (includes kubectl apply)`);
+    await c.waitForPodReady(NS, "p3", { timeoutMs: 60000 });
+    t.is(await nodeGet(c, 2, macvlanIP(p3)), "ok");
+
     // The pod goes: its route goes.
+    const t1 = Date.now();
     await c.kubectl(["-n", NS, "delete", "pod", "p1", "--wait=false"]);
     await waitFor(
       async () => !(await agentRoutes(c, 1)).some(r => r.startsWith(`${macvlanIP(p1)} `)),
       {
         what: "route of p1 removed",
         timeoutMs: 30000,
+        intervalMs: 50,
       },
     );
+    t.log(`pod deleted → its host route gone: ${Date.now() - t1} ms`);
     t.deepEqual(await agentRoutes(c, 1), [`${macvlanIP(single)} dev ${SHIM} src 198.18.0.11`]);
   },
 );
