@@ -23,7 +23,7 @@ step "Building the Pepr module and running it: 2 admission replicas + the watche
 npx tsx hack/module/module.ts up --replicas 2
 
 step "Starting the node agent on every node"
-npx tsx hack/agent-local.ts up
+npx tsx hack/module/agent.ts up
 
 step "Creating a MacvlanSubnet: pods lease 198.18.100.10-250 on the LAN 198.18.0.0/16"
 show cat examples/subnet.yaml
