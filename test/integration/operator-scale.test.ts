@@ -86,9 +86,13 @@ test.serial(
         const list = JSON.parse(
           await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bulk", "-o", "json"]),
         ).items as Json[];
-        return list.length === total && list.every(l => l.status?.phase === "Bound") && list;
+        // Bound once the watcher saw the pod; the node follows when it saw the pod scheduled.
+        const settled = (l: Json) =>
+          l.status?.phase === "Bound" &&
+          l.spec.node === uids.get(l.spec.podRef?.uid)?.spec.nodeName;
+        return list.length === total && list.every(settled) && list;
       },
-      { what: "all leases Bound", timeoutMs: 180_000, intervalMs: 2000 },
+      { what: "all leases Bound with their pod's node", timeoutMs: 180_000, intervalMs: 2000 },
     );
     const boundUids = leases.map(l => l.spec.podRef.uid);
     t.is(new Set(boundUids).size, total, "no pod holds two leases");
