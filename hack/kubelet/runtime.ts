@@ -130,14 +130,27 @@ export function mounts(): MountEntry[] {
     });
 }
 
-/** Mount points of the cgroup v1 hierarchies (cpu, memory, …, name=systemd), or of cgroup v2. */
+/** Mount points of every cgroup hierarchy: v1 ones and, on hybrid hosts, the v2 "unified" one. */
+export function cgroupMounts(): string[] {
+  const under = (p: string) => p === CGROUP_ROOT_FS || p.startsWith(`${CGROUP_ROOT_FS}/`);
+  return [
+    ...new Set(
+      mounts()
+        .filter(m => under(m.mountPoint) && (m.fsType === "cgroup" || m.fsType === "cgroup2"))
+        .map(m => m.mountPoint),
+    ),
+  ];
+}
+
+/**
+ * Hierarchies the node's cgroup is created in: the v1 ones (cpu, memory, …, name=systemd) when
+ * there are any, else the v2 one. runc and the kubelet also make their cgroups in a hybrid host's
+ * v2 "unified" hierarchy by themselves; teardown covers every hierarchy (cgroupMounts).
+ */
 export function cgroupHierarchies(): string[] {
-  const all = mounts().filter(
-    m => m.mountPoint.startsWith(`${CGROUP_ROOT_FS}/`) || m.mountPoint === CGROUP_ROOT_FS,
-  );
+  const all = mounts().filter(m => cgroupMounts().includes(m.mountPoint));
   const v1 = all.filter(m => m.fsType === "cgroup").map(m => m.mountPoint);
-  if (v1.length) return [...new Set(v1)];
-  return all.filter(m => m.fsType === "cgroup2").map(m => m.mountPoint);
+  return v1.length ? [...new Set(v1)] : all.map(m => m.mountPoint);
 }
 
 /** Creates the node's cgroup (kubelet cgroupRoot) in every hierarchy; cpuset needs cpus and mems. */
@@ -154,7 +167,7 @@ function makeNodeCgroups(kp: KubeletNodePaths): void {
   }
 }
 
-/** Every cgroup directory below the node's cgroup root, deepest first, in all hierarchies. */
+/** Every cgroup directory of the node (its cgroup root and below), deepest first, in all hierarchies. */
 function nodeCgroupDirs(kp: KubeletNodePaths): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
@@ -167,7 +180,7 @@ function nodeCgroupDirs(kp: KubeletNodePaths): string[] {
     for (const e of entries) if (e.isDirectory()) walk(path.join(dir, e.name));
     out.push(dir);
   };
-  for (const h of cgroupHierarchies()) {
+  for (const h of cgroupMounts()) {
     const root = path.join(h, kp.cgroupRoot);
     if (fs.existsSync(root)) walk(root);
   }

@@ -13,13 +13,14 @@ import {
   kubeletNodePaths,
 } from "../../hack/kubelet/config";
 import { agentImageRef, controllerImageRef } from "../../hack/kubelet/images";
-import { cgroupHierarchies, mounts } from "../../hack/kubelet/runtime";
+import { cgroupMounts, mounts } from "../../hack/kubelet/runtime";
 import {
   diffSnapshots,
   hostSnapshot,
   httpServer,
   macvlanNad,
   podNetns,
+  podReady,
   testPod,
   waitFor,
   withCluster,
@@ -50,7 +51,7 @@ const stateMounts = () =>
 
 /** cgroup directories of the nodes (kubelet cgroupRoot /pmv-node-N) in any hierarchy. */
 const nodeCgroups = () =>
-  cgroupHierarchies().flatMap(h =>
+  cgroupMounts().flatMap(h =>
     fs
       .readdirSync(h)
       .filter(d => d.startsWith("pmv-node-"))
@@ -172,6 +173,46 @@ test.serial("pods reach the apiserver through the kubernetes Service (no kube-pr
   const r = await c.exec(`${NS}/mv-1`, ["curl", "-sk", "-m", "5", "https://198.19.128.1/healthz"]);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout.trim(), "ok");
+});
+
+test.serial("the node agent's DaemonSet runs on both kubelet nodes from its image", async t => {
+  const c = cluster();
+  await c.kubectl(["apply", "-f", path.join(REPO_ROOT, "crds")]);
+  await c.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/macvlansubnets.macvlan.dev",
+    "crd/macvlanleases.macvlan.dev",
+  ]);
+  await c.createNamespace("pepr-system");
+  await c.kubectl(["apply", "-f", path.join(REPO_ROOT, "agent", "deploy", "agent.yaml")]);
+  const agents = await waitFor(
+    async () => {
+      const pods = await c.listPods("pepr-system", "app.kubernetes.io/name=pepr-macvlan-agent");
+      return pods.length === 2 && pods.every(podReady) && pods;
+    },
+    { what: "agent pods Ready on both nodes", timeoutMs: 120000 },
+  );
+  t.deepEqual(agents.map(p => p.spec.nodeName).sort(), ["pmv-node-1", "pmv-node-2"]);
+  for (const p of agents) t.is(p.spec.containers[0].image, agentImageRef());
+  // The agent reconciles a subnet in the node's network namespace (host network pod): its shim.
+  await c.apply({
+    apiVersion: "macvlan.dev/v1alpha1",
+    kind: "MacvlanSubnet",
+    metadata: { name: "kubelet-lan" },
+    spec: { master: "eth0", cidr: "198.18.100.0/24", gateway: "198.18.100.1" },
+  });
+  for (const n of c.nodes) {
+    const links = await waitFor(
+      async () => {
+        const out = await c.execOk(`node/${n.name}`, ["ip", "-br", "link"]);
+        return /^mvshim-\S+@eth0\s/m.test(out) && out;
+      },
+      { what: `shim on ${n.name}`, timeoutMs: 60000 },
+    );
+    t.regex(links, /mvshim-/);
+  }
 });
 
 test.serial("deleting a pod tears its sandbox down (CNI DEL, netns, shim)", async t => {
