@@ -47,11 +47,10 @@ async function patchSpec(
 ): Promise<MacvlanLease> {
   return K8s(MacvlanLease, { name: lease.metadata!.name! }).Patch([
     { op: "test", path: "/metadata/resourceVersion", value: lease.metadata!.resourceVersion },
-    ...Object.entries(spec).map(([k, v]) =>
-      v === undefined
-        ? { op: "remove" as const, path: `/spec/${k}` }
-        : { op: "add" as const, path: `/spec/${k}`, value: v },
-    ),
+    // Only ever sets fields: a caller with an older view of the pod must not erase newer facts.
+    ...Object.entries(spec)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => ({ op: "add" as const, path: `/spec/${k}`, value: v })),
   ]);
 }
 
@@ -80,7 +79,8 @@ export async function bindPodLease(pod: a.Pod): Promise<void> {
     return;
   }
   const node = pod.spec?.nodeName;
-  if (isBoundTo(lease, pod) && lease.spec?.node === node && lease.status?.phase === "Bound") return;
+  const nodeKnown = !node || lease.spec?.node === node;
+  if (isBoundTo(lease, pod) && nodeKnown && lease.status?.phase === "Bound") return;
   const owner = stickyOwnerOf(pod, namespace);
   try {
     await patchSpec(lease, {

@@ -2,7 +2,7 @@
 // stale reservations, expired releases, NADs and subnet status. Every repair emits an Event.
 import { a, K8s, Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe } from "../k8s/errors";
+import { describe, isNotFound } from "../k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
@@ -25,11 +25,10 @@ export function startResyncLoop(): void {
 async function runResync(): Promise<void> {
   const started = Date.now();
   try {
-    const [leases, pods, subnets] = await Promise.all([
-      K8s(MacvlanLease).Get(),
-      K8s(a.Pod).Get(),
-      K8s(MacvlanSubnet).Get(),
-    ]);
+    // Leases first, then pods: a lease bound to a pod was bound after that pod existed, so a
+    // pod list read afterwards holds every live pod a lease can name.
+    const leases = await K8s(MacvlanLease).Get();
+    const [pods, subnets] = await Promise.all([K8s(a.Pod).Get(), K8s(MacvlanSubnet).Get()]);
     const podsByUid = new Map(pods.items.map(p => [p.metadata!.uid!, p]));
     const claims = new Map<string, a.Pod>();
     for (const pod of pods.items) {
@@ -83,7 +82,7 @@ async function repairLease(
   }
   const uid = lease.spec?.podRef?.uid;
   if (uid) {
-    if (podsByUid.has(uid)) return;
+    if (podsByUid.has(uid) || (await podStillExists(lease))) return;
     const gone = `its pod ${lease.spec?.podRef?.namespace}/${lease.spec?.podRef?.name} no longer exists`;
     const outcome = await releaseLease(lease, gone, subnetEvent);
     if (outcome === "released") {
@@ -117,4 +116,17 @@ async function repairLease(
     "LeaseReclaimed",
     `reclaimed ${lease.spec?.ip} (lease ${name}): reserved for a pod in ${lease.spec?.podRef?.namespace} that never appeared (rejected after admission?)`,
   );
+}
+
+/** A last, direct look before releasing: list snapshots can miss a pod, a GET cannot. */
+async function podStillExists(lease: MacvlanLease): Promise<boolean> {
+  const ref = lease.spec?.podRef;
+  if (!ref?.name) return false;
+  try {
+    const pod = await K8s(a.Pod, { namespace: ref.namespace }).Get(ref.name);
+    return pod.metadata?.uid === ref.uid;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
 }
