@@ -32,12 +32,14 @@ import {
   ProcRecord,
   isAlive,
   procStartTime,
+  readJson,
   readProcRecords,
   run,
   runAsync,
   runOk,
   startDaemon,
   stopProcess,
+  writeJsonAtomic,
 } from "../cluster/proc";
 import {
   CGROUP_ROOT_FS,
@@ -55,6 +57,10 @@ import { IMAGE_NAMES, ImageName, buildImages } from "./images";
 import type { ImageArchive } from "./oci";
 
 export type Log = (msg: string) => void;
+
+/** Host directories used by every containerd (shim sockets) and by libcni (result cache). */
+const HOST_DIRS = ["/var/lib/cni/results", "/var/lib/cni", "/run/containerd/s", "/run/containerd"];
+const HOST_DIRS_RECORD = () => path.join(paths.state, "kubelet-runtime-host-dirs.json");
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
 const have = (cmd: string) => run("bash", ["-c", `command -v ${cmd}`]).code === 0;
@@ -473,6 +479,10 @@ export async function startKubeletNodes(
   images: ImageArchive[],
   log: Log,
 ): Promise<void> {
+  // Host directories containerd and libcni create on first use; `down` removes those that did
+  // not exist before (once they are empty).
+  const created = HOST_DIRS.filter(d => !fs.existsSync(d));
+  writeJsonAtomic(HOST_DIRS_RECORD(), created);
   await Promise.all(nodes.map(n => startKubeletNode(n, images, log)));
 }
 
@@ -621,8 +631,8 @@ export async function stopKubeletNode(node: string, log: Log): Promise<string[]>
       .digest("hex");
     fs.rmSync(path.join("/run/containerd/s", h), { force: true });
   }
-  for (const d of [cniResults, "/var/lib/cni", "/run/containerd/s", "/run/containerd"])
-    rmdirIfEmpty(d);
+  const created = readJson<string[]>(HOST_DIRS_RECORD()) ?? [];
+  for (const d of HOST_DIRS) if (created.includes(d)) rmdirIfEmpty(d);
 
   for (const r of [kubelet, containerd])
     if (r && isAlive(r)) errors.push(`${node}: ${r.name} (pid ${r.pid}) still running`);

@@ -34,6 +34,10 @@ const PODS = [
   { name: "mv-2", node: "pmv-node-2", ip: "198.18.100.22" },
 ];
 
+/** Host directories containerd and libcni create; what did not exist before must be gone after. */
+const HOST_DIRS = ["/run/containerd", "/var/lib/cni"];
+const hostDirsBefore = HOST_DIRS.filter(d => fs.existsSync(d));
+
 const ctr = (node: string, ...args: string[]) =>
   run("ctr", [
     "--address",
@@ -261,6 +265,10 @@ test.serial(
     t.deepEqual(diff.ours, []);
     for (const r of recorded) t.false(isAlive(r), `${r.name} (pid ${r.pid}) stopped`);
     t.deepEqual(stateMounts(), []);
+    t.deepEqual(
+      HOST_DIRS.filter(d => fs.existsSync(d)),
+      hostDirsBefore,
+    );
     t.deepEqual(nodeCgroups(), []);
     t.false(fs.existsSync(paths.state));
     const shims = run("pgrep", ["-f", `containerd-shim.*${paths.state}`]).stdout.trim();
