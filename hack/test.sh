@@ -35,6 +35,8 @@ if ! can_netns; then
   exit 0
 fi
 
+echo "== Debian packages the cluster tests use (installed where missing)"
+bash hack/cluster.sh prereqs
 echo "== building the local cluster's binaries (cached after the first run)"
 bash hack/build-binaries.sh
 echo "== building the module (npx pepr build)"

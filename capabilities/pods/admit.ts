@@ -62,7 +62,8 @@ export async function assignAddress(req: PeprMutateRequest<a.Pod>): Promise<void
     const ours = renderSelection(subnet, namespace, ip, mac, { singleNic });
     if (singleNic) {
       // Multus' default network replaces the cluster network: macvlan is the pod's only NIC.
-      req.SetAnnotation(ANN_MULTUS_DEFAULT, JSON.stringify(ours));
+      // Multus 4 reads the default network as a list of selections, like the networks annotation.
+      req.SetAnnotation(ANN_MULTUS_DEFAULT, JSON.stringify([ours]));
       if (existing.length) req.SetAnnotation(ANN_MULTUS_NETWORKS, JSON.stringify(existing));
     } else {
       req.SetAnnotation(ANN_MULTUS_NETWORKS, JSON.stringify(mergeSelections(existing, ours)));

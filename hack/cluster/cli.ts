@@ -1,6 +1,6 @@
 // Command line of the local cluster; hack/cluster.sh runs it (`npm run cluster -- <command>`).
 import { DEFAULT_NODES, MAX_NODES, NODE_RUNTIMES, NodeRuntimeKind, paths } from "./config";
-import { down, execIn, logs, status, up } from "./cluster";
+import { down, ensurePackages, execIn, logs, status, up } from "./cluster";
 
 export const HELP = `Local pepr-macvlan cluster: real etcd, kube-apiserver, kube-controller-manager and
 kube-scheduler in the host network namespace; each node is a network namespace on a simulated
@@ -24,6 +24,7 @@ Commands:
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
                       Refuses while integration tests hold the cluster, unless --force.
   status              Processes (pid, RSS), network namespaces, nodes and pods. Exit 1 if unhealthy.
+  prereqs             Install the Debian packages the cluster and its tests use, where missing.
   exec <namespace>/<pod> -- <cmd...>
                       Run a command in the pod's network namespace (host filesystem).
   exec node/<node> -- <cmd...>
@@ -76,6 +77,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "status":
       return status();
+    case "prereqs":
+      ensurePackages();
+      return 0;
     case "exec": {
       const sep = rest.indexOf("--");
       const target = rest[0];

@@ -167,6 +167,7 @@ const PACKAGES: Array<{ cmd: string; pkg: string; why: string }> = [
   { cmd: "tcpdump", pkg: "tcpdump", why: "debugging and tests" },
   { cmd: "busybox", pkg: "busybox-static", why: "ping, nc, httpd in test pods" },
   { cmd: "curl", pkg: "curl", why: "HTTP checks in tests" },
+  { cmd: "ping", pkg: "iputils-ping", why: "the node agent's kernel tests" },
 ];
 
 const have = (cmd: string) => run("bash", ["-c", `command -v ${cmd}`]).code === 0;
