@@ -518,3 +518,35 @@ test.serial(
     t.regex(watcher, /pepr_macvlan_subnet_free_addresses\{subnet="lan"\} \d+/);
   },
 );
+
+test.serial(
+  "single-NIC: macvlan becomes the pod's only network, with the leased address",
+  async t => {
+    const c = cluster();
+    await optIn(c, "op-single");
+    await c.apply(
+      testPod({
+        name: "vm",
+        namespace: "op-single",
+        annotations: { "macvlan.dev/single-nic": "true" },
+      }),
+    );
+    const pod = await c.waitForPodReady("op-single", "vm");
+    const ip = ann(pod, "macvlan.dev/ip")!;
+    t.regex(ip, /^198\.18\.100\.\d+$/);
+    t.is(ann(pod, "k8s.v1.cni.cncf.io/networks"), undefined);
+    const [selection] = JSON.parse(ann(pod, "v1.multus-cni.io/default-network")!);
+    t.is(selection.name, "macvlan-lan");
+    const status = c.networkStatus(pod);
+    t.is(status.length, 1, "one network only");
+    t.deepEqual(status[0].ips, [ip]);
+    const links = JSON.parse(await c.execOk("op-single/vm", ["ip", "-j", "addr"])) as Json[];
+    const withAddress = links.filter(
+      l => l.ifname !== "lo" && l.addr_info?.some((a: Json) => a.family === "inet"),
+    );
+    t.deepEqual(
+      withAddress.map(l => l.addr_info.find((a: Json) => a.family === "inet").local),
+      [ip],
+    );
+  },
+);
