@@ -291,10 +291,13 @@ export function ctr(sock: string, args: string[], timeoutMs = 120000) {
   return run("ctr", ["--address", sock, "--namespace", CRI_NAMESPACE, ...args], { timeoutMs });
 }
 
-/** Imports archives into a node's containerd (and unpacks them for the overlayfs snapshotter). */
+/**
+ * Imports archives into a node's containerd, without unpacking: the CRI plugin unpacks an image
+ * for the overlayfs snapshotter when it first creates a container from it.
+ */
 export function importImages(sock: string, archives: ImageArchive[]): void {
   for (const a of archives) {
-    const r = ctr(sock, ["images", "import", a.file]);
+    const r = ctr(sock, ["images", "import", "--no-unpack", a.file]);
     if (r.code !== 0)
       throw new Error(`ctr images import ${a.file} failed: ${(r.stderr || r.stdout).trim()}`);
   }
