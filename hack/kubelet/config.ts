@@ -41,19 +41,30 @@ export const KUBELET_PACKAGES: Array<{ cmd: string; pkg: string; why: string }> 
 /** cgroup v1 hierarchies (mounted under /sys/fs/cgroup) the node subtrees are made in. */
 export const CGROUP_ROOT_FS = "/sys/fs/cgroup";
 
+/**
+ * Base directory of the kubelet runtime's state: containerd's root, state and socket and the
+ * kubelet's root dir per node. Short and fixed on purpose: the kubelet and containerd bind unix
+ * sockets below it (…/kubelet/device-plugins/kubelet.sock), and a socket path has at most 107
+ * bytes, which a clone's .cluster directory does not guarantee. One cluster per machine anyway
+ * (network namespace names are global); `down` removes it.
+ */
+export const KUBELET_STATE = process.env.PMV_KUBELET_DIR ?? "/var/lib/pmv-kubelet";
+
 export interface KubeletNodePaths {
-  /** Everything of this runtime on the node lives below this directory (removed by `down`). */
+  /** The node's state (removed by `down` once nothing is mounted below it). */
   dir: string;
   containerdConfig: string;
   containerdRoot: string;
   containerdState: string;
   containerdSock: string;
+  /** The logs stay with the cluster's other logs (nodes/<node>/). */
   containerdLog: string;
   /** CNI binaries containerd runs: the standard plugins and a Multus wrapper. */
   cniBin: string;
   kubeletConfig: string;
   kubeletRoot: string;
   kubeletLog: string;
+  /** Container logs (kubelet podLogsDir): <namespace>_<pod>_<uid>/<container>/<n>.log. */
   podLogs: string;
   resolvConf: string;
   /** The node's cgroup subtree (kubelet cgroupRoot), the same path in every hierarchy. */
@@ -61,19 +72,19 @@ export interface KubeletNodePaths {
 }
 
 export function kubeletNodePaths(node: string): KubeletNodePaths {
-  const dir = path.join(nodePaths(node).dir, "kubelet-runtime");
-  const containerdState = path.join(dir, "containerd", "state");
+  const dir = path.join(KUBELET_STATE, node);
+  const files = nodePaths(node).dir;
   return {
     dir,
     containerdConfig: path.join(dir, "containerd.toml"),
     containerdRoot: path.join(dir, "containerd", "root"),
-    containerdState,
+    containerdState: path.join(dir, "containerd", "state"),
     containerdSock: path.join(dir, "containerd.sock"),
-    containerdLog: path.join(dir, "containerd.log"),
+    containerdLog: path.join(files, "containerd.log"),
     cniBin: path.join(dir, "cni-bin"),
     kubeletConfig: path.join(dir, "kubelet-config.json"),
     kubeletRoot: path.join(dir, "kubelet"),
-    kubeletLog: path.join(dir, "kubelet.log"),
+    kubeletLog: path.join(files, "kubelet.log"),
     podLogs: path.join(dir, "pod-logs"),
     resolvConf: path.join(dir, "resolv.conf"),
     cgroupRoot: `/${node}`,

@@ -47,6 +47,7 @@ import {
   KUBELET_HEALTHZ_PORT,
   KUBELET_PACKAGES,
   KUBELET_PORT,
+  KUBELET_STATE,
   KubeletNodePaths,
   PAUSE_IMAGE,
   containerdRecord,
@@ -60,7 +61,7 @@ export type Log = (msg: string) => void;
 
 /** Host directories used by every containerd (shim sockets) and by libcni (result cache). */
 const HOST_DIRS = ["/var/lib/cni/results", "/var/lib/cni", "/run/containerd/s", "/run/containerd"];
-const HOST_DIRS_RECORD = () => path.join(paths.state, "kubelet-runtime-host-dirs.json");
+const HOST_DIRS_RECORD = () => path.join(KUBELET_STATE, "created-host-dirs.json");
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
 const have = (cmd: string) => run("bash", ["-c", `command -v ${cmd}`]).code === 0;
@@ -375,8 +376,9 @@ export async function startKubeletNode(
   log: Log,
 ): Promise<void> {
   const kp = kubeletNodePaths(n.name);
-  if (kp.containerdSock.length > 100)
-    throw new Error(`socket path too long for a unix socket: ${kp.containerdSock}`);
+  const longest = path.join(kp.kubeletRoot, "device-plugins", "kubelet.sock");
+  if (`${kp.containerdSock}.ttrpc`.length > 107 || longest.length > 107)
+    throw new Error(`unix socket paths too long below ${kp.dir}: set PMV_KUBELET_DIR shorter`);
   for (const d of [
     kp.dir,
     kp.containerdRoot,
@@ -482,6 +484,8 @@ export async function startKubeletNodes(
   // Host directories containerd and libcni create on first use; `down` removes those that did
   // not exist before (once they are empty).
   const created = HOST_DIRS.filter(d => !fs.existsSync(d));
+  if (!fs.existsSync(KUBELET_STATE)) created.push(KUBELET_STATE);
+  fs.mkdirSync(KUBELET_STATE, { recursive: true });
   writeJsonAtomic(HOST_DIRS_RECORD(), created);
   await Promise.all(nodes.map(n => startKubeletNode(n, images, log)));
 }
@@ -492,12 +496,30 @@ export async function startKubeletNodes(
 function kubeletNodes(): string[] {
   try {
     return fs
-      .readdirSync(paths.nodes)
-      .filter(n => fs.existsSync(kubeletNodePaths(n).dir))
+      .readdirSync(KUBELET_STATE, { withFileTypes: true })
+      .filter(e => e.isDirectory())
+      .map(e => e.name)
       .sort();
   } catch {
     return [];
   }
+}
+
+/** Processes whose command line has an argument that names something below `dir`. */
+function pidsWithArgBelow(dir: string, exe: string): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (path.basename(argv[0] ?? "") !== exe) continue;
+    if (argv.some(a => a.includes(`${dir}/`))) out.push(Number(e));
+  }
+  return out;
 }
 
 /** containerd-shim-runc-v2 processes serving this containerd (matched by its socket). */
@@ -571,6 +593,12 @@ export async function stopKubeletNode(node: string, log: Log): Promise<string[]>
 
   const kubelet = rec(kubeletRecord(node));
   if (kubelet && (await stopProcess(kubelet, 5000))) log(`stopped kubelet on ${node}`);
+  // Without records (a state directory removed by hand): by the paths on their command lines.
+  const strayKubelets = pidsWithArgBelow(kp.dir, "kubelet");
+  if (strayKubelets.length) {
+    await stopPids(strayKubelets, 5000);
+    log(`stopped unrecorded kubelet(s) of ${node}: ${strayKubelets.join(" ")}`);
+  }
 
   const sandboxes = listDir(
     path.join(kp.containerdState, "io.containerd.grpc.v1.cri", "sandboxes"),
@@ -590,6 +618,11 @@ export async function stopKubeletNode(node: string, log: Log): Promise<string[]>
 
   const containerd = rec(containerdRecord(node));
   if (containerd && (await stopProcess(containerd, 5000))) log(`stopped containerd on ${node}`);
+  const strayContainerd = pidsWithArgBelow(kp.dir, "containerd");
+  if (strayContainerd.length) {
+    await stopPids(strayContainerd, 5000);
+    log(`stopped unrecorded containerd(s) of ${node}: ${strayContainerd.join(" ")}`);
+  }
   const shims = shimPids(kp.containerdSock);
   if (shims.length) {
     await stopPids(shims);
@@ -631,11 +664,16 @@ export async function stopKubeletNode(node: string, log: Log): Promise<string[]>
       .digest("hex");
     fs.rmSync(path.join("/run/containerd/s", h), { force: true });
   }
-  const created = readJson<string[]>(HOST_DIRS_RECORD()) ?? [];
-  for (const d of HOST_DIRS) if (created.includes(d)) rmdirIfEmpty(d);
+  // The node's state (content store, snapshots, kubelet root): only once nothing is mounted.
+  if (!left.length) fs.rmSync(kp.dir, { recursive: true, force: true });
 
   for (const r of [kubelet, containerd])
     if (r && isAlive(r)) errors.push(`${node}: ${r.name} (pid ${r.pid}) still running`);
+  const strays = [
+    ...pidsWithArgBelow(kp.dir, "kubelet"),
+    ...pidsWithArgBelow(kp.dir, "containerd"),
+  ];
+  if (strays.length) errors.push(`${node}: kubelet/containerd still running: ${strays.join(" ")}`);
   const stray = shimPids(kp.containerdSock);
   if (stray.length) errors.push(`${node}: containerd shims still running: ${stray.join(" ")}`);
   return errors;
@@ -644,6 +682,12 @@ export async function stopKubeletNode(node: string, log: Log): Promise<string[]>
 /** Stops the kubelet runtime of every node (for `down`); returns what could not be cleaned. */
 export async function stopKubeletNodes(log: Log): Promise<string[]> {
   const errors: string[] = [];
-  for (const node of kubeletNodes()) errors.push(...(await stopKubeletNode(node, log)));
+  const nodes = kubeletNodes();
+  for (const node of nodes) errors.push(...(await stopKubeletNode(node, log)));
+  if (!fs.existsSync(KUBELET_STATE)) return errors;
+  const created = readJson<string[]>(HOST_DIRS_RECORD()) ?? [];
+  fs.rmSync(HOST_DIRS_RECORD(), { force: true });
+  for (const d of [...HOST_DIRS, KUBELET_STATE]) if (created.includes(d)) rmdirIfEmpty(d);
+  if (nodes.length) log(`removed the kubelet runtime's state in ${KUBELET_STATE}`);
   return errors;
 }

@@ -9,6 +9,7 @@ import { isAlive, procRssKiB, run, runAsync } from "../../hack/cluster/proc";
 import {
   BUSYBOX_IMAGES,
   CRI_NAMESPACE,
+  KUBELET_STATE,
   PAUSE_IMAGE,
   kubeletNodePaths,
 } from "../../hack/kubelet/config";
@@ -35,7 +36,7 @@ const PODS = [
 ];
 
 /** Host directories containerd and libcni create; what did not exist before must be gone after. */
-const HOST_DIRS = ["/run/containerd", "/var/lib/cni"];
+const HOST_DIRS = ["/run/containerd", "/var/lib/cni", KUBELET_STATE];
 const hostDirsBefore = HOST_DIRS.filter(d => fs.existsSync(d));
 
 const ctr = (node: string, ...args: string[]) =>
@@ -47,11 +48,11 @@ const ctr = (node: string, ...args: string[]) =>
     ...args,
   ]);
 
-/** Everything below the cluster's state directory that is mounted (host mount namespace). */
+/** Mounts below the cluster's or the kubelet runtime's state directory (host mount namespace). */
 const stateMounts = () =>
   mounts()
     .map(m => m.mountPoint)
-    .filter(m => m.startsWith(`${paths.state}/`));
+    .filter(m => m.startsWith(`${paths.state}/`) || m.startsWith(`${KUBELET_STATE}/`));
 
 /** cgroup directories of the nodes (kubelet cgroupRoot /pmv-node-N) in any hierarchy. */
 const nodeCgroups = () =>
@@ -271,8 +272,8 @@ test.serial(
     );
     t.deepEqual(nodeCgroups(), []);
     t.false(fs.existsSync(paths.state));
-    const shims = run("pgrep", ["-f", `containerd-shim.*${paths.state}`]).stdout.trim();
-    t.is(shims, "", "no containerd shim of the cluster left");
+    // No kubelet, containerd or shim of the runtime (they name its state dir on their command line).
+    t.is(run("pgrep", ["-af", KUBELET_STATE]).stdout.trim(), "");
     t.deepEqual(
       after.netns.filter(n => n.startsWith("pmv-")),
       [],
