@@ -19,7 +19,8 @@ Commands:
                       ${paths.kubeconfig}. While integration tests hold the cluster (their
                       session lock, test/integration/helpers), waits for them; --force does not.
                       --runtime kubelet: containerd (Debian) + a real kubelet per node instead of
-                      the node runtime, with images built from local files (hack/kubelet).
+                      the node runtime, with images built from local files (hack/kubelet; state
+                      in /var/lib/pmv-kubelet; PMV_KUBELET_IMAGES=pause,busybox imports fewer).
   down [--force]      Stop every process the cluster started (by recorded pid), delete its network
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
                       Refuses while integration tests hold the cluster, unless --force.
