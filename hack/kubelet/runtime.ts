@@ -4,11 +4,12 @@
 // Per node, everything in the node's network namespace (nsenter --net only: containerd, the kubelet
 // and the volumes the kubelet mounts must share the host's mount namespace, which `ip netns exec`
 // would not give them):
-//   containerd  own root/state/socket under nodes/<node>/kubelet-runtime, CRI with CNI conf dir =
-//               the node's net.d (Multus first, the cluster bridge for eth0), pod netns under its
-//               state dir, oom_score_adj clamped (no CAP_SYS_RESOURCE in this sandbox)
-//   kubelet     own root dir, pod log dir, cgroupfs driver with cgroupRoot /<node> (cgroup v1 is
-//               allowed with failCgroupV1: false), serving on <node IP>:10250
+//   containerd  own root, state and socket in /var/lib/pmv-kubelet/<node> (logs in the cluster's
+//               nodes/<node>/), CRI with CNI conf dir = the node's net.d (Multus first, the cluster
+//               bridge for eth0), pod netns under its state dir, oom_score_adj clamped (no
+//               CAP_SYS_RESOURCE in this sandbox)
+//   kubelet     own root dir and pod log dir there too, cgroupfs driver with cgroupRoot /<node>
+//               (cgroup v1 is allowed with failCgroupV1: false), serving on <node IP>:10250
 //   iptables    DNAT of the kubernetes Service (198.19.128.1:443) to the apiserver: there is no
 //               kube-proxy, and in-cluster clients use the Service address
 // `down` (stopKubeletNodes) stops the kubelets, kills what runs in the nodes' cgroups, stops
