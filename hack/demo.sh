@@ -39,6 +39,7 @@ step "Each pod has eth0 on the cluster network and net1 on the LAN, with a lease
 podsof web; podsof db
 
 step "The leases and the subnet's accounting"
+kubectl wait --for=jsonpath='{.status.allocated}'=5 mvs/lan --timeout=60s >/dev/null
 show kubectl get mvs,mvl
 
 step "Ping between pods on two nodes over net1 (the LAN, no overlay)"
