@@ -41,18 +41,8 @@ export class KernelError extends Error {
   }
 }
 
-interface RawAddr {
-  family?: string;
-  local?: string;
-  prefixlen?: number;
-  scope?: string;
-  secondary?: boolean;
-  deprecated?: boolean;
-  tentative?: boolean;
-  dadfailed?: boolean;
-  nodad?: boolean;
-  noprefixroute?: boolean;
-}
+/** What `ip -j addr` prints for one address: the parsed shape, before checks. */
+type RawAddr = Partial<Omit<KernelAddress, "family">> & { family?: string };
 
 interface RawLink {
   ifindex: number;

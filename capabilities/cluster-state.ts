@@ -5,7 +5,7 @@ import { K8s, kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "./k8s/kinds";
 import { Informer } from "./k8s/informer";
-import { isNotFound } from "./k8s/errors";
+import { getIfExists } from "./k8s/errors";
 import { Allocator, allocatorFromLeases, observeLease } from "./pods/allocators";
 import { NamespaceInfo } from "../lib/selection";
 import { ownerKey } from "../lib/owner";
@@ -67,13 +67,9 @@ export class ClusterState {
   async namespace(name: string): Promise<NamespaceInfo | undefined> {
     let ns = this.namespaces.get(name);
     if (!ns) {
-      try {
-        ns = await K8s(kind.Namespace).Get(name);
-        this.namespaces.upsert(ns);
-      } catch (e) {
-        if (isNotFound(e)) return undefined;
-        throw e;
-      }
+      ns = await getIfExists(() => K8s(kind.Namespace).Get(name));
+      if (!ns) return undefined;
+      this.namespaces.upsert(ns);
     }
     return { name, labels: ns.metadata?.labels ?? {} };
   }
@@ -81,14 +77,9 @@ export class ClusterState {
   async subnet(name: string): Promise<MacvlanSubnet | undefined> {
     const cached = this.subnets.get(name);
     if (cached) return cached;
-    try {
-      const subnet = await K8s(MacvlanSubnet).Get(name);
-      this.subnets.upsert(subnet);
-      return subnet;
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    const subnet = await getIfExists(() => K8s(MacvlanSubnet).Get(name));
+    if (subnet) this.subnets.upsert(subnet);
+    return subnet;
   }
 
   allocator(subnet: MacvlanSubnet): Allocator {

@@ -15,6 +15,16 @@ export const isConflict = (e: unknown) =>
   statusOf(e) === 409 || (statusOf(e) === 422 && /test operation/i.test(describe(e)));
 export const isNotFound = (e: unknown) => statusOf(e) === 404;
 
+/** Reads an object, or undefined when it does not exist; other failures still throw. */
+export async function getIfExists<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
 export function describe(e: unknown): string {
   const err = e as KfcError;
   if (err?.data?.message) return err.data.message;

@@ -2,7 +2,7 @@
 // gone (or hold it for a StatefulSet ordinal), expire Released leases after the reuse delay.
 import { a, K8s, Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, isConflict, isNotFound } from "../k8s/errors";
+import { describe, getIfExists, isConflict } from "../k8s/errors";
 import { emitEvent, podTarget } from "../k8s/events";
 import { ANN_IP, ANN_MAC, ANN_SUBNET, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../../lib/names";
 import { leaseName } from "../../lib/ipam";
@@ -24,14 +24,7 @@ export function claimOf(pod: a.Pod): PodClaim | undefined {
   return { subnet, ip, mac: ann[ANN_MAC] };
 }
 
-async function getLease(name: string): Promise<MacvlanLease | undefined> {
-  try {
-    return await K8s(MacvlanLease).Get(name);
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
-}
+const getLease = (name: string) => getIfExists(() => K8s(MacvlanLease).Get(name));
 
 async function setStatus(lease: MacvlanLease, status: MacvlanLeaseStatus): Promise<void> {
   await K8s(MacvlanLease).PatchStatus({
@@ -200,23 +193,10 @@ export async function releaseLease(
   return "released";
 }
 
-async function statefulSet(owner: LeaseOwner) {
-  try {
-    return await K8s(a.StatefulSet, { namespace: owner.namespace }).Get(owner.name);
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
-}
+const statefulSet = (owner: LeaseOwner) =>
+  getIfExists(() => K8s(a.StatefulSet, { namespace: owner.namespace }).Get(owner.name));
 
-async function getSubnet(name: string): Promise<MacvlanSubnet | undefined> {
-  try {
-    return await K8s(MacvlanSubnet).Get(name);
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
-}
+const getSubnet = (name: string) => getIfExists(() => K8s(MacvlanSubnet).Get(name));
 
 const expiryTimers = new Map<string, NodeJS.Timeout>();
 

@@ -2,7 +2,7 @@
 // stale reservations, expired releases, NADs and subnet status. Every repair emits an Event.
 import { a, K8s, Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, isNotFound } from "../k8s/errors";
+import { describe, getIfExists } from "../k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
@@ -122,11 +122,6 @@ async function repairLease(
 async function podStillExists(lease: MacvlanLease): Promise<boolean> {
   const ref = lease.spec?.podRef;
   if (!ref?.name) return false;
-  try {
-    const pod = await K8s(a.Pod, { namespace: ref.namespace }).Get(ref.name);
-    return pod.metadata?.uid === ref.uid;
-  } catch (e) {
-    if (isNotFound(e)) return false;
-    throw e;
-  }
+  const pod = await getIfExists(() => K8s(a.Pod, { namespace: ref.namespace }).Get(ref.name!));
+  return !!pod && pod.metadata?.uid === ref.uid;
 }

@@ -9,7 +9,7 @@ import {
   selects,
   ServiceView,
 } from "../../lib/render/endpoints";
-import { isNotFound } from "../k8s/errors";
+import { getIfExists } from "../k8s/errors";
 
 const isExposed = (svc: a.Service) => svc.metadata?.annotations?.[ANN_EXPOSE] === "true";
 
@@ -53,12 +53,9 @@ export function podView(pod: a.Pod): PodView {
 export async function reconcileService(svc: a.Service): Promise<void> {
   const ns = svc.metadata!.namespace!;
   const name = macvlanServiceName(svc.metadata!.name!);
-  let current: a.Service | undefined;
-  try {
-    current = await K8s(a.Service, { namespace: ns }).Get(svc.metadata!.name!);
-  } catch (e) {
-    if (!isNotFound(e)) throw e;
-  }
+  const current = await getIfExists(() =>
+    K8s(a.Service, { namespace: ns }).Get(svc.metadata!.name!),
+  );
   if (!current || current.metadata?.deletionTimestamp || !isExposed(current)) {
     // Owner references clean up after a deleted Service; an un-annotated one we clean ourselves.
     if (current) {

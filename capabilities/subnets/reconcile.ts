@@ -1,7 +1,7 @@
 // Keeps a subnet's NADs, status and finalizer true to its leases (watcher side).
 import { a, K8s, Log, PeprMutateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, isNotFound } from "../k8s/errors";
+import { describe, getIfExists } from "../k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
 import { recordSubnetCounts } from "../metrics";
@@ -18,11 +18,8 @@ export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
 }
 
 export async function reconcileSubnetByName(name: string): Promise<void> {
-  try {
-    await reconcileSubnet(await K8s(MacvlanSubnet).Get(name));
-  } catch (e) {
-    if (!isNotFound(e)) throw e;
-  }
+  const subnet = await getIfExists(() => K8s(MacvlanSubnet).Get(name));
+  if (subnet) await reconcileSubnet(subnet);
 }
 
 export async function reconcileSubnet(subnet: MacvlanSubnet): Promise<void> {
@@ -55,13 +52,8 @@ export async function reconcileSubnet(subnet: MacvlanSubnet): Promise<void> {
 }
 
 async function namespaceExists(name: string): Promise<boolean> {
-  try {
-    const ns = await K8s(a.Namespace).Get(name);
-    return !ns.metadata?.deletionTimestamp;
-  } catch (e) {
-    if (isNotFound(e)) return false;
-    throw e;
-  }
+  const ns = await getIfExists(() => K8s(a.Namespace).Get(name));
+  return !!ns && !ns.metadata?.deletionTimestamp;
 }
 
 export function countStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): MacvlanSubnetStatus {
