@@ -39,6 +39,10 @@ export async function assignAddress(req: PeprMutateRequest<a.Pod>): Promise<void
   // Pepr also routes pods/ephemeralcontainers here: a debug container joins an existing pod.
   if (req.Request.subResource) return;
   try {
+    // Checked for every pod: a pod outside opted-in namespaces could name another namespace's
+    // NAD. Only opted-in pods are held to a well-formed selection list (we must merge into it).
+    const networks = req.Raw.metadata?.annotations?.[ANN_MULTUS_NETWORKS];
+    rejectBypass(parseLeniently(networks, namespace), namespace);
     const nsInfo = await state.namespace(namespace);
     const subnetName = nsInfo && requestedSubnet(req.Raw.metadata?.annotations, nsInfo);
     if (!subnetName) return; // not opted in: the fast path every other pod takes
@@ -49,12 +53,7 @@ export async function assignAddress(req: PeprMutateRequest<a.Pod>): Promise<void
           `match spec.namespaceSelector of the subnet, or pick another subnet with the ${ANN_SUBNET} annotation`,
       );
     }
-    const existing = parseSelections(
-      req.Raw.metadata?.annotations?.[ANN_MULTUS_NETWORKS],
-      namespace,
-    );
-    rejectBypass(existing, namespace);
-
+    const existing = parseSelections(networks, namespace);
     const lease = await leaseFor(req, subnet, namespace);
     const ip = lease.spec!.ip;
     const mac = lease.spec!.mac;
@@ -103,6 +102,14 @@ async function requireSubnet(name: string, namespace: string): Promise<MacvlanSu
     );
   }
   return subnet;
+}
+
+function parseLeniently(networks: string | undefined, namespace: string) {
+  try {
+    return parseSelections(networks, namespace);
+  } catch {
+    return []; // Multus will refuse it; not ours to judge for pods that did not opt in
+  }
 }
 
 /** A pod that names a managed NAD itself would get an address no lease protects. */
