@@ -550,3 +550,22 @@ test.serial(
     );
   },
 );
+
+test.serial("a pod outside opted-in namespaces cannot borrow a managed NAD either", async t => {
+  const c = cluster();
+  await c.createNamespace("op-outsider");
+  const r = await createPod(
+    c,
+    testPod({
+      name: "borrow",
+      namespace: "op-outsider",
+      networks: [{ name: "macvlan-lan", namespace: "op-basic", ips: ["198.18.100.170/16"] }],
+    }),
+  );
+  t.not(r.code, 0);
+  t.regex(r.stderr, /names the managed network "op-basic\/macvlan-lan"/);
+  // Pods there that do not touch macvlan are untouched by the product.
+  t.is((await createPod(c, testPod({ name: "plain", namespace: "op-outsider" }))).code, 0);
+  const plain = await c.waitForPodReady("op-outsider", "plain");
+  t.is(ann(plain, "macvlan.dev/ip"), undefined);
+});
