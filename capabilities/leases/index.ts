@@ -1,5 +1,6 @@
 import { Capability } from "pepr";
 import { startResyncLoop } from "./resync";
+import { startWatchCaches } from "../watch-caches";
 import { processRole } from "../../lib/mode";
 
 export const Leases = new Capability({
@@ -8,4 +9,7 @@ export const Leases = new Capability({
     "Repairs drift between leases, pods, NADs and subnet status, at start and every minute",
 });
 
-if (processRole() === "watcher") startResyncLoop();
+if (processRole() === "watcher") {
+  void startWatchCaches();
+  startResyncLoop();
+}

@@ -3,6 +3,7 @@
 import { a, K8s, Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { describe, getIfExists, isConflict } from "../k8s/errors";
+import { watchCaches } from "../watch-caches";
 import { emitEvent, podTarget } from "../k8s/events";
 import { ANN_IP, ANN_MAC, ANN_SUBNET, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../../lib/names";
 import { leaseName } from "../../lib/ipam";
@@ -47,6 +48,12 @@ async function patchSpec(
   ]);
 }
 
+/** Bound to this pod, on the node it runs on (if scheduled): nothing to write. */
+const isSettled = (lease: MacvlanLease, pod: a.Pod) =>
+  isBoundTo(lease, pod) &&
+  (!pod.spec?.nodeName || lease.spec?.node === pod.spec.nodeName) &&
+  lease.status?.phase === "Bound";
+
 const isBoundTo = (lease: MacvlanLease, pod: a.Pod) =>
   lease.spec?.podRef?.uid === pod.metadata?.uid;
 
@@ -56,6 +63,8 @@ export async function bindPodLease(pod: a.Pod): Promise<void> {
   if (!claim || pod.metadata?.deletionTimestamp) return;
   const name = leaseName(claim.subnet, claim.ip);
   const namespace = pod.metadata!.namespace!;
+  const cached = watchCaches.leases.get(name);
+  if (cached && isSettled(cached, pod)) return;
   const lease = await getLease(name);
   if (!lease) {
     await recreateLease(pod, claim);
@@ -72,8 +81,7 @@ export async function bindPodLease(pod: a.Pod): Promise<void> {
     return;
   }
   const node = pod.spec?.nodeName;
-  const nodeKnown = !node || lease.spec?.node === node;
-  if (isBoundTo(lease, pod) && nodeKnown && lease.status?.phase === "Bound") return;
+  if (isSettled(lease, pod)) return;
   const owner = stickyOwnerOf(pod, namespace);
   try {
     await patchSpec(lease, {

@@ -10,6 +10,7 @@ import {
   ServiceView,
 } from "../../lib/render/endpoints";
 import { getIfExists } from "../k8s/errors";
+import { watchCaches } from "../watch-caches";
 
 const isExposed = (svc: a.Service) => svc.metadata?.annotations?.[ANN_EXPOSE] === "true";
 
@@ -79,8 +80,8 @@ export async function reconcileService(svc: a.Service): Promise<void> {
 export async function refreshServicesFor(pod: a.Pod): Promise<void> {
   if (!pod.metadata?.annotations?.[ANN_IP]) return;
   const ns = pod.metadata!.namespace!;
-  const services = await K8s(a.Service, { namespace: ns }).Get();
-  for (const svc of services.items) {
+  for (const svc of watchCaches.services.list()) {
+    if (svc.metadata?.namespace !== ns) continue;
     if (isExposed(svc) && selects(svc.spec?.selector ?? {}, pod.metadata?.labels ?? {})) {
       await reconcileService(svc);
     }
