@@ -7,7 +7,7 @@ import { emitEvent, subnetTarget } from "../k8s/events";
 import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
 import { settings } from "../../lib/mode";
-import { leaseName } from "../../lib/ipam";
+import { DEFAULT_REUSE_DELAY_SECONDS, leaseName } from "../../lib/ipam";
 
 let running: Promise<void> | undefined;
 
@@ -36,9 +36,15 @@ async function runResync(): Promise<void> {
       if (claim && !pod.metadata?.deletionTimestamp)
         claims.set(leaseName(claim.subnet, claim.ip), pod);
     }
+    const reuseDelays = new Map(
+      subnets.items.map(s => [
+        s.metadata!.name!,
+        s.spec?.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS,
+      ]),
+    );
     const leaseNames = new Set(leases.items.map(l => l.metadata!.name!));
     for (const lease of leases.items) {
-      await repairLease(lease, podsByUid, claims).catch(e =>
+      await repairLease(lease, podsByUid, claims, reuseDelays).catch(e =>
         Log.warn(`resync: lease ${lease.metadata?.name}: ${describe(e)}`),
       );
     }
@@ -68,16 +74,15 @@ async function repairLease(
   lease: MacvlanLease,
   podsByUid: Map<string, a.Pod>,
   claims: Map<string, a.Pod>,
+  reuseDelays: Map<string, number>,
 ): Promise<void> {
   const name = lease.metadata!.name!;
   const phase = lease.status?.phase;
   const subnetEvent = subnetTarget({ metadata: { name: lease.spec?.subnet } });
   if (phase === "Released") {
     const delayMs = Date.parse(lease.status?.releasedAt ?? "") - Date.now();
-    const subnet = await K8s(MacvlanSubnet)
-      .Get(lease.spec!.subnet)
-      .catch(() => undefined);
-    scheduleExpiry(name, delayMs + (subnet?.spec?.reuseDelaySeconds ?? 30) * 1000);
+    const delaySeconds = reuseDelays.get(lease.spec!.subnet) ?? DEFAULT_REUSE_DELAY_SECONDS;
+    scheduleExpiry(name, delayMs + delaySeconds * 1000);
     return;
   }
   const uid = lease.spec?.podRef?.uid;
