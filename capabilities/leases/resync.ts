@@ -7,7 +7,8 @@ import { emitEvent, subnetTarget } from "../k8s/events";
 import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
 import { settings } from "../../lib/mode";
-import { DEFAULT_REUSE_DELAY_SECONDS, leaseName } from "../../lib/ipam";
+import { leaseName } from "../../lib/ipam";
+import { DEFAULT_REUSE_DELAY_SECONDS } from "../../crds/types";
 
 let running: Promise<void> | undefined;
 
