@@ -8,7 +8,7 @@ import { emitEvent, podTarget } from "../k8s/events";
 import { ANN_IP, ANN_MAC, ANN_SUBNET, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../../lib/names";
 import { leaseName } from "../../lib/ipam";
 import { ownerStillWants, stickyOwnerOf } from "../../lib/owner";
-import { LeaseOwner, MacvlanLeaseStatus } from "../../crds/types";
+import { DEFAULT_REUSE_DELAY_SECONDS, LeaseOwner, MacvlanLeaseStatus } from "../../crds/types";
 
 export interface PodClaim {
   subnet: string;
@@ -189,7 +189,7 @@ export async function releaseLease(
     return "held";
   }
   const subnet = await getSubnet(lease.spec!.subnet);
-  const delay = subnet?.spec?.reuseDelaySeconds ?? 30;
+  const delay = subnet?.spec?.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS;
   await setStatus(lease, { phase: "Released", releasedAt: new Date().toISOString() });
   scheduleExpiry(lease.metadata!.name!, delay * 1000);
   await emitEvent(
