@@ -9,6 +9,8 @@ export const ANN_IP = "macvlan.dev/ip";
 export const ANN_MAC = "macvlan.dev/mac";
 export const ANN_SINGLE_NIC = "macvlan.dev/single-nic";
 export const ANN_EXPOSE = "macvlan.dev/expose";
+/** Written by admission on the pod and its lease: the binding's proof of ownership. */
+export const ANN_RESERVATION = "macvlan.dev/reservation";
 export const ANN_MULTUS_NETWORKS = "k8s.v1.cni.cncf.io/networks";
 export const ANN_MULTUS_DEFAULT = "v1.multus-cni.io/default-network";
 export const ANN_NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status";

@@ -5,7 +5,14 @@ import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { describe, getIfExists, isConflict } from "../k8s/errors";
 import { watchCaches } from "../watch-caches";
 import { emitEvent, podTarget } from "../k8s/events";
-import { ANN_IP, ANN_MAC, ANN_SUBNET, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../../lib/names";
+import {
+  ANN_IP,
+  ANN_MAC,
+  ANN_RESERVATION,
+  ANN_SUBNET,
+  LABEL_POD_NAMESPACE,
+  LABEL_SUBNET,
+} from "../../lib/names";
 import { leaseName } from "../../lib/ipam";
 import { ownerStillWants, stickyOwnerOf } from "../../lib/owner";
 import { DEFAULT_REUSE_DELAY_SECONDS, LeaseOwner, MacvlanLeaseStatus } from "../../crds/types";
@@ -54,6 +61,15 @@ const isSettled = (lease: MacvlanLease, pod: a.Pod) =>
   (!pod.spec?.nodeName || lease.spec?.node === pod.spec.nodeName) &&
   lease.status?.phase === "Bound";
 
+/**
+ * Admission stamps the lease and the pod with one reservation token: pods from one ReplicaSet
+ * share a namespace and have no name at admission, so only the token tells whose lease it is.
+ */
+const reservedFor = (lease: MacvlanLease, pod: a.Pod) => {
+  const token = lease.metadata?.annotations?.[ANN_RESERVATION];
+  return !token || token === pod.metadata?.annotations?.[ANN_RESERVATION];
+};
+
 const isBoundTo = (lease: MacvlanLease, pod: a.Pod) =>
   lease.spec?.podRef?.uid === pod.metadata?.uid;
 
@@ -71,7 +87,11 @@ export async function bindPodLease(pod: a.Pod): Promise<void> {
     return;
   }
   const ref = lease.spec?.podRef;
-  if (ref?.namespace !== namespace || (ref.name && ref.name !== pod.metadata?.name && ref.uid)) {
+  if (
+    ref?.namespace !== namespace ||
+    (ref.name && ref.name !== pod.metadata?.name && ref.uid) ||
+    !reservedFor(lease, pod)
+  ) {
     await emitEvent(
       podTarget(pod),
       "Warning",
@@ -119,6 +139,7 @@ async function recreateLease(pod: a.Pod, claim: PodClaim): Promise<void> {
       metadata: {
         name: leaseName(claim.subnet, claim.ip),
         labels: { [LABEL_SUBNET]: claim.subnet, [LABEL_POD_NAMESPACE]: namespace },
+        annotations: { [ANN_RESERVATION]: pod.metadata?.annotations?.[ANN_RESERVATION] ?? "" },
       },
       spec: {
         subnet: claim.subnet,
@@ -152,8 +173,21 @@ async function recreateLease(pod: a.Pod, claim: PodClaim): Promise<void> {
 export async function releasePodLease(pod: a.Pod): Promise<void> {
   const claim = claimOf(pod);
   if (!claim) return;
+  // KFC's relist diffs a list against a cache the live watch kept filling, so under load it can
+  // report a pod as deleted that was merely created after the list was taken. Releasing on such
+  // a phantom would hand a live pod's address to another: confirm with a GET first.
+  const live = await getIfExists(() =>
+    K8s(a.Pod, { namespace: pod.metadata!.namespace! }).Get(pod.metadata!.name!),
+  );
+  if (live?.metadata?.uid === pod.metadata?.uid) {
+    Log.warn(
+      `ignored a delete event for ${pod.metadata?.namespace}/${pod.metadata?.name}: the pod still exists`,
+    );
+    return;
+  }
   const lease = await getLease(leaseName(claim.subnet, claim.ip));
   if (!lease) return;
+  if (!reservedFor(lease, pod)) return;
   // A lease already handed to a successor (sticky takeover) or still waiting for this pod's
   // binding has no uid of this pod; never release what another pod holds.
   if (lease.spec?.podRef?.uid && !isBoundTo(lease, pod)) return;

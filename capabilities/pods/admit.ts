@@ -1,6 +1,7 @@
 // Pod admission: choose the subnet, lease an address, write the Multus selection (design.md §2-3).
 // Mutation never throws for a user's mistake: it records the reason in ANN_ADMISSION_ERROR and the
 // validating half denies with it, so the user reads one clear message and nothing is leased.
+import { randomBytes } from "node:crypto";
 import { a, K8s, Log, PeprMutateRequest, PeprValidateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
@@ -14,6 +15,7 @@ import {
   ANN_MAC,
   ANN_MULTUS_DEFAULT,
   ANN_MULTUS_NETWORKS,
+  ANN_RESERVATION,
   ANN_SINGLE_NIC,
   ANN_SUBNET,
   LABEL_POD_NAMESPACE,
@@ -132,8 +134,10 @@ async function leaseFor(
   namespace: string,
 ): Promise<MacvlanLease> {
   const owner = stickyOwnerOf(req.Raw, namespace);
+  const token = randomBytes(8).toString("hex");
+  req.SetAnnotation(ANN_RESERVATION, token);
   if (owner && !req.Request.dryRun) {
-    const held = await takeOverStickyLease(owner, subnet, req.Raw.metadata?.name);
+    const held = await takeOverStickyLease(owner, subnet, req.Raw.metadata?.name, token);
     if (held) return held;
   }
   const requested = req.Raw.metadata?.annotations?.[ANN_IP]?.trim();
@@ -155,6 +159,7 @@ async function leaseFor(
       req.Raw.metadata?.name,
       owner,
       fixed,
+      token,
     );
 
   if (requested) {
@@ -235,6 +240,7 @@ function leaseObject(
   podName: string | undefined,
   owner: LeaseOwner | undefined,
   fixed: boolean,
+  token: string,
 ): MacvlanLease {
   return {
     apiVersion: "macvlan.dev/v1alpha1",
@@ -242,6 +248,7 @@ function leaseObject(
     metadata: {
       name: leaseName(subnet, ip),
       labels: { [LABEL_SUBNET]: subnet, [LABEL_POD_NAMESPACE]: namespace },
+      annotations: { [ANN_RESERVATION]: token },
     },
     spec: {
       subnet,
@@ -262,6 +269,7 @@ async function takeOverStickyLease(
   owner: LeaseOwner,
   subnet: MacvlanSubnet,
   podName: string | undefined,
+  token: string,
 ): Promise<MacvlanLease | undefined> {
   const held = state.leaseByOwner(ownerKey(owner));
   if (!held || held.spec?.subnet !== subnet.metadata!.name || held.status?.phase === "Released")
@@ -275,6 +283,7 @@ async function takeOverStickyLease(
         value: { namespace: owner.namespace, ...(podName ? { name: podName } : {}) },
       },
       { op: "replace", path: "/spec/owner", value: owner },
+      { op: "add", path: "/metadata/annotations", value: { [ANN_RESERVATION]: token } },
     ]);
     state.leases.upsert(patched);
     return patched;
