@@ -1,0 +1,260 @@
+// Installs pepr-macvlan on the local cluster exactly as a user does on a real one (README "Install
+// on a real cluster"), for the kubelet runtime (`npm run cluster -- up --runtime kubelet`), where
+// the Deployments and the DaemonSet run from their images:
+//   kubectl apply -f crds/
+//   npx pepr deploy --yes            (builds the module and applies it through $KUBECONFIG)
+//   kubectl apply -f agent/deploy/agent.yaml
+// then waits until the admission Deployment (2 replicas), the watcher and one agent per node are
+// Ready. The webhook Service keeps its selector: the endpoints controller fills it with the admission
+// pods' IPs, which the apiserver calls directly (--enable-aggregator-routing) through the host routes.
+//
+// Usage: npx tsx hack/module/deploy.ts up [--no-agent]   |   agent
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+import { REPO_ROOT, bin, paths } from "../cluster/config";
+import { Kube, KubeObject, loadKubeconfig } from "../cluster/kube";
+import { runAsync } from "../cluster/proc";
+
+export const NAMESPACE = "pepr-system";
+export const ADMISSION = "pepr-pepr-macvlan";
+export const WATCHER = "pepr-pepr-macvlan-watcher";
+export const AGENT = "pepr-macvlan-agent";
+export const AGENT_MANIFEST = path.join(REPO_ROOT, "agent", "deploy", "agent.yaml");
+
+const log = (msg: string) => console.log(`\x1b[1m[deploy]\x1b[0m ${msg}`);
+const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = KubeObject & { spec: any; status?: any };
+
+export async function kubectl(args: string[], timeoutMs = 120_000): Promise<string> {
+  const r = await runAsync(bin("kubectl"), ["--kubeconfig", paths.kubeconfig, ...args], {
+    timeoutMs,
+  });
+  if (r.code !== 0)
+    throw new Error(
+      `kubectl ${args.join(" ")} failed (${r.code}): ${(r.stderr || r.stdout).trim()}`,
+    );
+  return r.stdout;
+}
+
+/**
+ * Runs a command in its own process group with KUBECONFIG pointing at the local cluster; on timeout
+ * the whole group is killed (npx → pepr → esbuild). Resolves with its exit code and output.
+ */
+function runGroup(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  echo: boolean,
+): Promise<{ code: number; output: string }> {
+  return new Promise(resolve => {
+    const child = spawn(cmd, args, {
+      cwd: REPO_ROOT,
+      env: { ...process.env, KUBECONFIG: paths.kubeconfig },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let output = "";
+    const onData = (d: string) => {
+      output += d;
+      if (echo) process.stdout.write(d);
+    };
+    child.stdout.setEncoding("utf8").on("data", onData);
+    child.stderr.setEncoding("utf8").on("data", onData);
+    const timer = setTimeout(() => {
+      output += `\n[timed out after ${timeoutMs} ms]`;
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }, timeoutMs);
+    child.on("error", err => {
+      clearTimeout(timer);
+      resolve({ code: 127, output: output + err.message });
+    });
+    child.on("close", code => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 137, output });
+    });
+  });
+}
+
+/** `kubectl apply -f crds/` and wait until both CRDs are Established. */
+export async function applyCrds(): Promise<void> {
+  await kubectl(["apply", "-f", path.join(REPO_ROOT, "crds")]);
+  await kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/macvlansubnets.macvlan.dev",
+    "crd/macvlanleases.macvlan.dev",
+  ]);
+}
+
+/**
+ * `npx pepr deploy --yes` (it builds the module into dist/ first, applies the namespace, webhooks,
+ * Pepr store CRD, RBAC, secrets, Services and Deployments, then waits until every Deployment in
+ * pepr-system is ready). Throws with pepr's output when it fails or times out.
+ */
+export async function peprDeploy(
+  opts: { timeoutMs?: number; echo?: boolean } = {},
+): Promise<{ seconds: number; output: string }> {
+  const t0 = Date.now();
+  const r = await runGroup(
+    "npx",
+    ["--no-install", "pepr", "deploy", "--yes"],
+    opts.timeoutMs ?? 300_000,
+    opts.echo ?? false,
+  );
+  if (r.code !== 0 || !/Module deployed successfully/.test(r.output))
+    throw new Error(`npx pepr deploy --yes failed (exit ${r.code}):\n${r.output.slice(-6000)}`);
+  return { seconds: (Date.now() - t0) / 1000, output: r.output };
+}
+
+/** agent/deploy/agent.yaml, unchanged (the agent's image is imported on every kubelet node). */
+export async function applyAgent(): Promise<void> {
+  await kubectl(["apply", "-f", AGENT_MANIFEST]);
+}
+
+export interface ModuleReady {
+  admission: Obj[];
+  watcher: Obj[];
+}
+
+const ready = (p: Obj) =>
+  p.status?.phase === "Running" &&
+  !p.metadata.deletionTimestamp &&
+  (p.status?.conditions ?? []).some(
+    (c: { type: string; status: string }) => c.type === "Ready" && c.status === "True",
+  );
+
+async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | false | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`,
+      );
+    await sleep(1000);
+  }
+}
+
+export function kube(): Kube {
+  return new Kube(loadKubeconfig(paths.kubeconfig));
+}
+
+const podsOf = async (api: Kube, selector: string) =>
+  ((await api.get(`/api/v1/namespaces/${NAMESPACE}/pods`, { labelSelector: selector })).items ??
+    []) as Obj[];
+
+/** Admission pods (2) and the watcher Ready, and the webhook Service's endpoints list the admission pods. */
+export async function waitForModule(timeoutMs = 180_000): Promise<ModuleReady> {
+  const api = kube();
+  try {
+    return await waitUntil(
+      "the Pepr admission (2 Ready) and watcher (1 Ready) pods and the webhook endpoints",
+      async () => {
+        const admission = (await podsOf(api, "pepr.dev/controller=admission")).filter(ready);
+        const watcher = (await podsOf(api, "pepr.dev/controller=watcher")).filter(ready);
+        if (admission.length !== 2 || watcher.length !== 1) return false;
+        const slices = (
+          await api.get(`/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`, {
+            labelSelector: `kubernetes.io/service-name=${ADMISSION}`,
+          })
+        ).items as Obj[];
+        const addresses = slices
+          .flatMap(s => (s as { endpoints?: { addresses: string[] }[] }).endpoints ?? [])
+          .flatMap(e => e.addresses);
+        const want = admission.map(p => p.status.podIP as string);
+        return want.every(ip => addresses.includes(ip)) && { admission, watcher };
+      },
+      timeoutMs,
+    );
+  } finally {
+    api.close();
+  }
+}
+
+/** One Ready agent pod per node. */
+export async function waitForAgent(timeoutMs = 120_000): Promise<Obj[]> {
+  const api = kube();
+  try {
+    const nodes = ((await api.get("/api/v1/nodes")).items as Obj[]).map(n => n.metadata.name);
+    return await waitUntil(
+      `one Ready ${AGENT} pod on each of ${nodes.join(", ")}`,
+      async () => {
+        const pods = (await podsOf(api, `app.kubernetes.io/name=${AGENT}`)).filter(ready);
+        const on = pods.map(p => p.spec.nodeName as string).sort();
+        return on.length === nodes.length && nodes.every(n => on.includes(n!)) && pods;
+      },
+      timeoutMs,
+    );
+  } finally {
+    api.close();
+  }
+}
+
+/** CRDs, `npx pepr deploy --yes`, the module Ready; then (unless agent=false) the agent DaemonSet. */
+export async function deploy(
+  opts: { agent?: boolean; echo?: boolean; timeoutMs?: number } = {},
+): Promise<{ moduleSeconds: number; agentSeconds?: number }> {
+  const t0 = Date.now();
+  log("kubectl apply -f crds/");
+  await applyCrds();
+  log(`npx pepr deploy --yes (KUBECONFIG=${paths.kubeconfig})`);
+  await peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
+  await waitForModule();
+  const moduleSeconds = (Date.now() - t0) / 1000;
+  log(`module Ready (2 admission pods, 1 watcher) ${moduleSeconds.toFixed(1)} s after start`);
+  if (opts.agent === false) return { moduleSeconds };
+  const t1 = Date.now();
+  log(`kubectl apply -f ${path.relative(REPO_ROOT, AGENT_MANIFEST)}`);
+  await applyAgent();
+  await waitForAgent();
+  const agentSeconds = (Date.now() - t1) / 1000;
+  log(`agent Ready on every node ${agentSeconds.toFixed(1)} s after it was applied`);
+  return { moduleSeconds, agentSeconds };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === "up") {
+    await deploy({ agent: !rest.includes("--no-agent"), echo: rest.includes("--verbose") });
+    return 0;
+  }
+  if (cmd === "agent") {
+    await applyAgent();
+    await waitForAgent();
+    return 0;
+  }
+  console.log(`usage: npx tsx hack/module/deploy.ts up [--no-agent] [--verbose] | agent
+
+  up     on a cluster started with --runtime kubelet: kubectl apply -f crds/, npx pepr deploy --yes
+         (KUBECONFIG=.cluster/kubeconfig), wait for the admission pods, the watcher and the webhook
+         endpoints, then kubectl apply -f agent/deploy/agent.yaml and wait for one agent per node
+  agent  only the agent DaemonSet`);
+  return cmd ? 1 : 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    code => process.exit(code),
+    (e: unknown) => {
+      console.error(`deploy: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
