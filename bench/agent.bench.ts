@@ -4,7 +4,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { promisify } from "node:util";
-import { startCluster, testDeployment, waitFor } from "../test/integration/helpers";
+import { startCluster, testDeployment, waitFor, macvlanSubnet } from "../test/integration/helpers";
 import * as moduleRunner from "../hack/module/module";
 import { buildAgent, deployAgent } from "../hack/module/agent";
 
@@ -48,17 +48,11 @@ async function main() {
     await moduleRunner.start(2);
     buildAgent();
     deployAgent();
-    await c.apply({
-      apiVersion: "macvlan.dev/v1alpha1",
-      kind: "MacvlanSubnet",
-      metadata: { name: "bench" },
-      spec: {
-        master: "eth0",
-        cidr: "198.18.0.0/16",
-        gateway: "198.18.0.1",
+    await c.apply(
+      macvlanSubnet("bench", {
         ranges: [{ start: "198.18.130.1", end: "198.18.130.250" }],
-      },
-    });
+      }),
+    );
     await c.createNamespace(NS, { "macvlan.dev/subnet": "bench" });
     await waitFor(
       async () =>

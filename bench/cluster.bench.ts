@@ -4,7 +4,13 @@
 // admission latency from the module's metrics and the controllers' memory.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import { Cluster, startCluster, testDeployment, waitFor } from "../test/integration/helpers";
+import {
+  Cluster,
+  startCluster,
+  testDeployment,
+  waitFor,
+  macvlanSubnet,
+} from "../test/integration/helpers";
 import * as moduleRunner from "../hack/module/module";
 import { nodeSpec, paths } from "../hack/cluster/config";
 import { readProcRecords } from "../hack/cluster/proc";
@@ -91,18 +97,12 @@ async function main() {
   try {
     moduleRunner.install(2);
     await moduleRunner.start(2);
-    await c.apply({
-      apiVersion: "macvlan.dev/v1alpha1",
-      kind: "MacvlanSubnet",
-      metadata: { name: "bench" },
-      spec: {
-        master: "eth0",
-        cidr: "198.18.0.0/16",
-        gateway: "198.18.0.1",
+    await c.apply(
+      macvlanSubnet("bench", {
         ranges: [{ start: "198.18.120.1", end: "198.18.127.254" }],
         reuseDelaySeconds: 0,
-      },
-    });
+      }),
+    );
 
     await c.createNamespace("bench-plain");
     log(`baseline: ${TOTAL} pods without the product`);

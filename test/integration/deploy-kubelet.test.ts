@@ -23,6 +23,7 @@ import {
   testPod,
   waitFor,
   withCluster,
+  macvlanSubnet,
 } from "./helpers";
 
 // On failure: what the module's pods did (declared before withCluster: it needs the cluster).
@@ -153,18 +154,12 @@ test.serial(
   "a busybox pod in an opted-in namespace gets a lease, net1 with that address, and the lease is Bound",
   async t => {
     const c = cluster();
-    await c.apply({
-      apiVersion: "macvlan.dev/v1alpha1",
-      kind: "MacvlanSubnet",
-      metadata: { name: SUBNET },
-      spec: {
-        master: "eth0",
-        cidr: "198.18.0.0/16",
-        gateway: "198.18.0.1",
+    await c.apply(
+      macvlanSubnet(SUBNET, {
         ranges: [{ start: "198.18.100.10", end: "198.18.100.200" }],
         reuseDelaySeconds: 4,
-      },
-    });
+      }),
+    );
     await waitFor(
       async () => (await getJson(c, ["mvs", SUBNET]))?.status?.conditions?.[0]?.status === "True",
       { what: "subnet lan Ready (watcher reconciled it)", timeoutMs: 60000 },

@@ -2,7 +2,7 @@
 // that share nothing but the apiserver. Every address must be unique, every lease bound to
 // exactly one live pod, and nothing may be left over once the pods are gone.
 import anyTest, { TestFn } from "ava";
-import { testDeployment, waitFor, withCluster } from "./helpers";
+import { testDeployment, waitFor, withCluster, macvlanSubnet } from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
@@ -20,18 +20,12 @@ test.before(async () => {
   process.env.MACVLAN_RESYNC_SECONDS = "10";
   moduleRunner.install(2);
   await moduleRunner.start(2);
-  await c.apply({
-    apiVersion: "macvlan.dev/v1alpha1",
-    kind: "MacvlanSubnet",
-    metadata: { name: "bulk" },
-    spec: {
-      master: "eth0",
-      cidr: "198.18.0.0/16",
-      gateway: "198.18.0.1",
+  await c.apply(
+    macvlanSubnet("bulk", {
       ranges: [{ start: "198.18.110.1", end: "198.18.111.254" }],
       reuseDelaySeconds: 2,
-    },
-  });
+    }),
+  );
   await c.createNamespace(NS, { "macvlan.dev/subnet": "bulk" });
 });
 

@@ -2,7 +2,16 @@
 // replicas behind the webhook Service and one watcher, Multus and the CNI plugins on each node.
 import anyTest, { TestFn } from "ava";
 import { execFileSync } from "node:child_process";
-import { Cluster, Pod, podReady, sleep, testPod, waitFor, withCluster } from "./helpers";
+import {
+  Cluster,
+  Pod,
+  podReady,
+  sleep,
+  testPod,
+  waitFor,
+  withCluster,
+  macvlanSubnet,
+} from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
@@ -14,12 +23,7 @@ const RANGE = { start: "198.18.100.10", end: "198.18.100.200" };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-const subnet = (name: string, spec: Record<string, unknown>) => ({
-  apiVersion: "macvlan.dev/v1alpha1",
-  kind: "MacvlanSubnet",
-  metadata: { name },
-  spec: { master: "eth0", cidr: "198.18.0.0/16", gateway: "198.18.0.1", ...spec },
-});
+const subnet = macvlanSubnet;
 
 async function leases(c: Cluster, selector = ""): Promise<Json[]> {
   const out = await c.kubectl(["get", "mvl", "-o", "json", ...(selector ? ["-l", selector] : [])]);

@@ -124,3 +124,16 @@ export function testDeployment(o: TestDeploymentOptions) {
     },
   };
 }
+
+/**
+ * A MacvlanSubnet on the local cluster's LAN: parent eth0, 198.18.0.0/16 with the router
+ * 198.18.0.1 as gateway, unless `spec` says otherwise.
+ */
+export function macvlanSubnet(name: string, spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "macvlan.dev/v1alpha1",
+    kind: "MacvlanSubnet",
+    metadata: { name },
+    spec: { master: "eth0", cidr: "198.18.0.0/16", gateway: "198.18.0.1", ...spec },
+  };
+}
