@@ -153,12 +153,8 @@ async function main() {
     console.log(`| ratio product / baseline | ${(product / plain).toFixed(2)} |`);
     metrics.forEach((m, i) => {
       const alloc = quantiles(m, "pepr_macvlan_allocation_latency_ms");
-      const mutate = quantiles(m, "pepr_mutate");
       console.log(
         `| replica ${i + 1}: lease allocation p50 / p99 | ${alloc["0.5"]?.toFixed(1)} / ${alloc["0.99"]?.toFixed(1)} ms |`,
-      );
-      console.log(
-        `| replica ${i + 1}: whole mutate webhook p50 / p99 | ${mutate["0.5"]?.toFixed(1)} / ${mutate["0.99"]?.toFixed(1)} ms |`,
       );
     });
     console.log(`| controller memory (RSS) | ${rss} |`);
