@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `npm run demo`: the product end to end on the embedded local cluster, one visible step at a time.
+# Real kubelets + containerd on each node and `npx pepr deploy`, as a user installs it;
+# PMV_RUNTIME=simple uses the lighter node runtime and runs the module as plain processes.
 set -euo pipefail
+RUNTIME="${PMV_RUNTIME:-kubelet}"
 cd "$(dirname "$0")/.."
 export KUBECONFIG="$PWD/.cluster/kubeconfig"
 B=$'\033[1m'; G=$'\033[32m'; C=$'\033[36m'; R=$'\033[0m'
@@ -15,15 +18,20 @@ trap 'printf "\n%sThe demo stopped at step %d.%s Logs: .cluster/logs, .cluster/m
 step "Installing npm packages (first run only)"
 bash hack/ensure-deps.sh
 
-step "Starting the local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 nodes with Multus"
-cluster up --nodes 2
+step "Starting the local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 nodes with Multus ($RUNTIME runtime)"
+cluster up --nodes 2 --runtime "$RUNTIME"
 show kubectl get nodes -o wide
 
-step "Building the Pepr module and running it: 2 admission replicas + the watcher"
-npx tsx hack/module/module.ts up --replicas 2
-
-step "Starting the node agent on every node"
-npx tsx hack/module/agent.ts up
+if [[ $RUNTIME == kubelet ]]; then
+  step "Installing as a user does: kubectl apply -f crds/, npx pepr deploy, the agent DaemonSet"
+  npx tsx hack/module/deploy.ts up
+  show kubectl -n pepr-system get pods -o wide
+else
+  step "Building the Pepr module and running it: 2 admission replicas + the watcher"
+  npx tsx hack/module/module.ts up --replicas 2
+  step "Starting the node agent on every node"
+  npx tsx hack/module/agent.ts up
+fi
 
 step "Creating a MacvlanSubnet: pods lease 198.18.100.10-250 on the LAN 198.18.0.0/16"
 show cat examples/subnet.yaml
@@ -65,8 +73,8 @@ printf 'db-0 before: %s   after: %s   %s\n' "$before" "$after" "$([[ $before == 
 
 step "A request the product refuses: a fixed IP that another pod holds"
 taken=$(kubectl -n demo get pod "$a" -o jsonpath='{.metadata.annotations.macvlan\.dev/ip}')
-printf '%s$ kubectl -n demo run thief --image=busybox --annotations=macvlan.dev/ip=%s -- sleep 3600%s\n' "$C" "$taken" "$R"
-kubectl -n demo run thief --image=busybox --annotations="macvlan.dev/ip=$taken" -- sleep 3600 2>&1 || true
+printf '%s$ kubectl -n demo run thief --image=busybox:1.36 --annotations=macvlan.dev/ip=%s -- sleep 3600%s\n' "$C" "$taken" "$R"
+kubectl -n demo run thief --image=busybox:1.36 --annotations="macvlan.dev/ip=$taken" -- sleep 3600 2>&1 || true
 
 printf '\n%sDone.%s Look around with:\n' "$B" "$R"
 cat <<EOM
