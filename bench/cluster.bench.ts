@@ -2,16 +2,10 @@
 // namespace without the product and once in an opted-in one, in the same run. Prints the time
 // until every pod is networked (and, with the product, holds a Bound lease), the ratio,
 // admission latency from the module's metrics and the controllers' memory.
+import { log, runClusterBench } from "./harness";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import {
-  Cluster,
-  startCluster,
-  testDeployment,
-  waitFor,
-  macvlanSubnet,
-} from "../test/integration/helpers";
-import * as moduleRunner from "../hack/module/module";
+import { Cluster, testDeployment, waitFor, macvlanSubnet } from "../test/integration/helpers";
 import { nodeSpec, paths } from "../hack/cluster/config";
 import { readProcRecords } from "../hack/cluster/proc";
 
@@ -22,9 +16,6 @@ const TOTAL = DEPLOYMENTS * REPLICAS;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
-
-const log = (msg: string) =>
-  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 async function pods(c: Cluster, ns: string): Promise<Json[]> {
   return JSON.parse(
@@ -91,81 +82,65 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-async function main() {
-  log(`starting a ${NODES}-node cluster`);
-  const c = await startCluster({ nodes: NODES });
-  try {
-    moduleRunner.install(2);
-    await moduleRunner.start(2);
-    await c.apply(
-      macvlanSubnet("bench", {
-        ranges: [{ start: "198.18.120.1", end: "198.18.127.254" }],
-        reuseDelaySeconds: 0,
+runClusterBench(NODES, async c => {
+  await c.apply(
+    macvlanSubnet("bench", {
+      ranges: [{ start: "198.18.120.1", end: "198.18.127.254" }],
+      reuseDelaySeconds: 0,
+    }),
+  );
+
+  await c.createNamespace("bench-plain");
+  log(`baseline: ${TOTAL} pods without the product`);
+  const plain = await run(c, "bench-plain", () => true);
+  log(`baseline done in ${plain.toFixed(1)} s; draining`);
+  await drain(c, "bench-plain");
+
+  await c.createNamespace("bench-macvlan", { "macvlan.dev/subnet": "bench" });
+  log(`product: ${TOTAL} pods with a macvlan lease each`);
+  const product = await run(c, "bench-macvlan", async list => {
+    if (
+      !list.every(p =>
+        p.metadata.annotations?.["k8s.v1.cni.cncf.io/network-status"]?.includes('"net1"'),
+      )
+    ) {
+      return false;
+    }
+    const leases = JSON.parse(
+      await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bench", "-o", "json"], {
+        timeoutMs: 120_000,
       }),
+    ).items as Json[];
+    return leases.length === TOTAL && leases.every(l => l.status?.phase === "Bound");
+  });
+  log(`product done in ${product.toFixed(1)} s`);
+
+  const metrics = [1, 2].map(i => {
+    const node = nodeSpec(i);
+    return execFileSync(
+      "ip",
+      ["netns", "exec", node.name, "curl", "-sk", `https://${node.ip}:3000/metrics`],
+      {
+        encoding: "utf8",
+      },
     );
+  });
+  const procs = readProcRecords(paths.procs).filter(p => p.name.startsWith("pepr-"));
+  const rss = procs.map(p => `${p.name} ${rssMiB(p.pid).toFixed(0)} MiB`).join(", ");
 
-    await c.createNamespace("bench-plain");
-    log(`baseline: ${TOTAL} pods without the product`);
-    const plain = await run(c, "bench-plain", () => true);
-    log(`baseline done in ${plain.toFixed(1)} s; draining`);
-    await drain(c, "bench-plain");
-
-    await c.createNamespace("bench-macvlan", { "macvlan.dev/subnet": "bench" });
-    log(`product: ${TOTAL} pods with a macvlan lease each`);
-    const product = await run(c, "bench-macvlan", async list => {
-      if (
-        !list.every(p =>
-          p.metadata.annotations?.["k8s.v1.cni.cncf.io/network-status"]?.includes('"net1"'),
-        )
-      ) {
-        return false;
-      }
-      const leases = JSON.parse(
-        await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bench", "-o", "json"], {
-          timeoutMs: 120_000,
-        }),
-      ).items as Json[];
-      return leases.length === TOTAL && leases.every(l => l.status?.phase === "Bound");
-    });
-    log(`product done in ${product.toFixed(1)} s`);
-
-    const metrics = [1, 2].map(i => {
-      const node = nodeSpec(i);
-      return execFileSync(
-        "ip",
-        ["netns", "exec", node.name, "curl", "-sk", `https://${node.ip}:3000/metrics`],
-        {
-          encoding: "utf8",
-        },
-      );
-    });
-    const procs = readProcRecords(paths.procs).filter(p => p.name.startsWith("pepr-"));
-    const rss = procs.map(p => `${p.name} ${rssMiB(p.pid).toFixed(0)} MiB`).join(", ");
-
+  console.log(
+    `\n## pepr-macvlan cluster benchmark (${NODES} nodes, ${DEPLOYMENTS} Deployments x ${REPLICAS} pods)\n`,
+  );
+  console.log("| measure | value |\n| --- | --- |");
+  console.log(`| ${TOTAL} pods networked, no product | ${plain.toFixed(1)} s |`);
+  console.log(`| ${TOTAL} pods networked with net1 and a Bound lease | ${product.toFixed(1)} s |`);
+  console.log(`| ratio product / baseline | ${(product / plain).toFixed(2)} |`);
+  metrics.forEach((m, i) => {
+    const alloc = quantiles(m, "pepr_macvlan_allocation_latency_ms");
     console.log(
-      `\n## pepr-macvlan cluster benchmark (${NODES} nodes, ${DEPLOYMENTS} Deployments x ${REPLICAS} pods)\n`,
+      `| replica ${i + 1}: lease allocation p50 / p99 | ${alloc["0.5"]?.toFixed(1)} / ${alloc["0.99"]?.toFixed(1)} ms |`,
     );
-    console.log("| measure | value |\n| --- | --- |");
-    console.log(`| ${TOTAL} pods networked, no product | ${plain.toFixed(1)} s |`);
-    console.log(
-      `| ${TOTAL} pods networked with net1 and a Bound lease | ${product.toFixed(1)} s |`,
-    );
-    console.log(`| ratio product / baseline | ${(product / plain).toFixed(2)} |`);
-    metrics.forEach((m, i) => {
-      const alloc = quantiles(m, "pepr_macvlan_allocation_latency_ms");
-      console.log(
-        `| replica ${i + 1}: lease allocation p50 / p99 | ${alloc["0.5"]?.toFixed(1)} / ${alloc["0.99"]?.toFixed(1)} ms |`,
-      );
-    });
-    console.log(`| controller memory (RSS) | ${rss} |`);
-    await drain(c, "bench-macvlan");
-  } finally {
-    await moduleRunner.stop();
-    await c.down();
-  }
-}
-
-main().catch(e => {
-  console.error(`bench failed: ${(e as Error).message}`);
-  process.exit(1);
+  });
+  console.log(`| controller memory (RSS) | ${rss} |`);
+  await drain(c, "bench-macvlan");
 });
