@@ -22,6 +22,9 @@ export interface KeyPair {
 
 const DAYS = "3650";
 
+/** openssl req arguments for a fresh, unencrypted ECDSA P-256 key. */
+const NEW_EC_KEY = ["-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
 export class Pki {
   constructor(readonly dir: string) {}
 
@@ -42,11 +45,7 @@ export class Pki {
       "req",
       "-x509",
       "-new",
-      "-nodes",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
+      ...NEW_EC_KEY,
       "-keyout",
       p.key,
       "-out",
@@ -70,21 +69,7 @@ export class Pki {
     const csr = this.file(`${req.name}.csr`);
     const ext = this.file(`${req.name}.ext`);
     const subj = [...(req.orgs ?? []).map(o => `/O=${o}`), `/CN=${req.cn}`].join("");
-    runOk("openssl", [
-      "req",
-      "-new",
-      "-nodes",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-keyout",
-      p.key,
-      "-out",
-      csr,
-      "-subj",
-      subj,
-    ]);
+    runOk("openssl", ["req", "-new", ...NEW_EC_KEY, "-keyout", p.key, "-out", csr, "-subj", subj]);
     const usages = [req.server ? "serverAuth" : "", req.client ? "clientAuth" : ""].filter(Boolean);
     const lines = [
       "basicConstraints=critical,CA:FALSE",
