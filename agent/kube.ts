@@ -2,7 +2,8 @@
 // this node only), status patches and Events. Config comes from KUBECONFIG or in-cluster.
 import { randomBytes } from "node:crypto";
 import { K8s, kind, WatchEvent, type Operation } from "kubernetes-fluent-client";
-import { MacvlanSubnet, SubnetGVK } from "../crds/types";
+import { SubnetGVK } from "../crds/types";
+import { MacvlanSubnet } from "../crds/kinds";
 import type { AgentEvent, StatusApi } from "./status";
 
 /** No global RegisterKind: the operator's code may register the same class. */

@@ -1,7 +1,8 @@
 // TypeScript twin of crds/*.yaml. test/unit/crd-drift.test.ts fails when the two disagree:
 // property names, optionality, primitive types, arrays, nested interfaces and string-literal
 // unions (enums) must match the CRDs' openAPIV3Schema. Change both together.
-import { GenericKind, RegisterKind, modelToGroupVersionKind } from "kubernetes-fluent-client";
+// Pure types: nothing here imports the Kubernetes client, so lib/ can use them. The KFC classes
+// that `K8s(...)` needs are in crds/kinds.ts.
 
 export const GROUP = "macvlan.dev";
 export const VERSION = "v1alpha1";
@@ -106,9 +107,31 @@ export interface MacvlanSubnetStatus {
   nodes?: NodeReadiness[];
 }
 
-export class MacvlanSubnet extends GenericKind {
-  declare spec?: MacvlanSubnetSpec;
-  declare status?: MacvlanSubnetStatus;
+/** The part of Kubernetes' ObjectMeta that the product reads (a V1ObjectMeta fits). */
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: Date;
+  deletionTimestamp?: Date;
+  finalizers?: string[];
+}
+
+/** The Kubernetes object envelope (what KFC's GenericKind carries). */
+export interface KubernetesObjectEnvelope {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+
+export interface MacvlanSubnet extends KubernetesObjectEnvelope {
+  spec?: MacvlanSubnetSpec;
+  status?: MacvlanSubnetStatus;
 }
 
 export type LeasePhase = "Reserved" | "Bound" | "Released";
@@ -147,9 +170,9 @@ export interface MacvlanLeaseStatus {
   releasedAt?: string;
 }
 
-export class MacvlanLease extends GenericKind {
-  declare spec?: MacvlanLeaseSpec;
-  declare status?: MacvlanLeaseStatus;
+export interface MacvlanLease extends KubernetesObjectEnvelope {
+  spec?: MacvlanLeaseSpec;
+  status?: MacvlanLeaseStatus;
 }
 
 export const SubnetGVK = {
@@ -164,15 +187,3 @@ export const LeaseGVK = {
   kind: "MacvlanLease",
   plural: "macvlanleases",
 };
-
-/**
- * Registers both kinds with KFC (with their plurals) so `K8s(MacvlanSubnet)` and
- * `K8s(MacvlanLease)` work. Idempotent; it runs when this module is imported, so code that
- * imports the classes never needs to call KFC's `RegisterKind` itself (calling that a second
- * time for the same class throws "already registered").
- */
-export function registerKinds(): void {
-  if (!modelToGroupVersionKind(MacvlanSubnet.name)) RegisterKind(MacvlanSubnet, SubnetGVK);
-  if (!modelToGroupVersionKind(MacvlanLease.name)) RegisterKind(MacvlanLease, LeaseGVK);
-}
-registerKinds();

@@ -1,7 +1,7 @@
-// The kinds the capabilities use. crds/types.ts registers our own CRDs with KFC when imported;
+// The kinds the capabilities use. crds/kinds.ts registers our own CRDs with KFC when imported;
 // only the Multus NetworkAttachmentDefinition is registered here.
 import { GenericKind, RegisterKind, modelToGroupVersionKind } from "kubernetes-fluent-client";
-import { MacvlanLease, MacvlanSubnet } from "../../crds/types";
+import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
 
 export class NetworkAttachmentDefinition extends GenericKind {
   declare spec?: { config: string };

@@ -4,11 +4,10 @@
 //   When(MacvlanSubnet).IsCreatedOrUpdated().Validate(validateSubnetRequest)
 import { K8s, Log, PeprValidateRequest } from "pepr";
 
-import { MacvlanLease, MacvlanSubnet, registerKinds } from "../../crds/types";
+import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
 import { LABEL_SUBNET } from "../../lib/names";
 import { formatProblems, validateSubnet } from "../../lib/validation/subnet";
 
-registerKinds();
 
 /** The reads the handler makes; replaceable in tests. */
 export interface SubnetValidationReads {

@@ -27,6 +27,14 @@ type Shape =
   | { kind: "object"; props: Record<string, { shape: Shape; optional: boolean }> }
   | { kind: "opaque" };
 
+/** The Kubernetes object envelope: KFC's GenericKind, or our pure KubernetesObjectEnvelope. */
+const ENVELOPE = "KubernetesObjectEnvelope";
+const envelopeProps = (): Record<string, { shape: Shape; optional: boolean }> => ({
+  apiVersion: { shape: { kind: "string" }, optional: true },
+  kind: { shape: { kind: "string" }, optional: true },
+  metadata: { shape: { kind: "opaque" }, optional: true },
+});
+
 /** Reads the named interface, class or type alias from TypeScript source into a Shape. */
 function shapesFrom(source: string, fileName = "inline.ts"): (name: string) => Shape {
   const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.ES2022, true);
@@ -71,8 +79,11 @@ function shapesFrom(source: string, fileName = "inline.ts"): (name: string) => S
     if (!d) throw new Error(`${fileName}: no interface, class or type ${name}`);
     if (ts.isTypeAliasDeclaration(d)) return ofType(d.type, depth + 1);
     if (ts.isInterfaceDeclaration(d)) {
-      if (d.heritageClauses?.length) fail(d, "interface inheritance is not supported");
-      return { kind: "object", props: members(d.members, d, depth) };
+      const bases = d.heritageClauses?.flatMap(h => h.types.map(t => t.expression.getText(sf)));
+      const props = members(d.members, d, depth);
+      if (!bases?.length) return { kind: "object", props };
+      if (bases.join() !== ENVELOPE) fail(d, `interfaces may only extend ${ENVELOPE}`);
+      return { kind: "object", props: { ...envelopeProps(), ...props } };
     }
     const c = d as ts.ClassDeclaration;
     const base = c.heritageClauses?.flatMap(h => h.types.map(t => t.expression.getText(sf))) ?? [];
@@ -80,9 +91,7 @@ function shapesFrom(source: string, fileName = "inline.ts"): (name: string) => S
     if (base.length) {
       // The Kubernetes object envelope that GenericKind carries.
       if (base.join() !== "GenericKind") fail(c, "classes may only extend GenericKind");
-      props.apiVersion = { shape: { kind: "string" }, optional: true };
-      props.kind = { shape: { kind: "string" }, optional: true };
-      props.metadata = { shape: { kind: "opaque" }, optional: true };
+      Object.assign(props, envelopeProps());
     }
     return { kind: "object", props };
   };
