@@ -4,9 +4,9 @@
 import { K8s, kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "./k8s/kinds";
-import { Informer } from "./k8s/informer";
-import { getIfExists } from "./k8s/errors";
-import { Allocator, allocatorFromLeases, observeLease } from "./pods/allocators";
+import { Informer, Phase } from "./k8s/informer";
+import { describe, getIfExists } from "../lib/k8s/errors";
+import { Allocator, allocatorFromLeases, observeLease } from "../lib/decide/allocators";
 import { NamespaceInfo } from "../lib/selection";
 import { ownerKey } from "../lib/owner";
 
@@ -23,17 +23,7 @@ export class ClusterState {
   readonly #byOwner = new Map<string, string>();
 
   constructor() {
-    this.leases.onChange((lease, phase) => {
-      const owner = lease.spec?.owner;
-      if (owner) {
-        if (phase === "DELETED") this.#byOwner.delete(ownerKey(owner));
-        else this.#byOwner.set(ownerKey(owner), lease.metadata!.name!);
-      }
-      const entry = this.#pools.get(lease.spec?.subnet ?? "");
-      if (!entry) return;
-      if (phase === "DELETED") entry.allocator.forget(lease.spec!.ip);
-      else observeLease(entry.allocator, lease);
-    });
+    this.leases.onChange((lease, phase, previous) => this.#onLease(lease, phase, previous));
     this.subnets.onChange((subnet, phase) => {
       const name = subnet.metadata!.name!;
       const entry = this.#pools.get(name);
@@ -41,6 +31,35 @@ export class ClusterState {
         this.#pools.delete(name);
       }
     });
+  }
+
+  #onLease(lease: MacvlanLease, phase: Phase, previous?: MacvlanLease): void {
+    const name = lease.metadata!.name!;
+    // The owner index points at one lease per ordinal: drop a mapping only if it is this lease's.
+    const before = previous?.spec?.owner && ownerKey(previous.spec.owner);
+    if (before && this.#byOwner.get(before) === name) this.#byOwner.delete(before);
+    const owner = lease.spec?.owner;
+    if (owner && phase !== "DELETED") this.#byOwner.set(ownerKey(owner), name);
+    const entry = this.#pools.get(lease.spec?.subnet ?? "");
+    if (!entry) return;
+    try {
+      // A Released lease that expired stays in the allocator as released: reuse keeps preferring
+      // the least recently released address after its lease object is gone.
+      if (phase === "DELETED" && lease.status?.phase !== "Released")
+        entry.allocator.forget(lease.spec!.ip);
+      else observeLease(entry.allocator, lease);
+    } catch (e) {
+      Log.warn(`lease ${name} ignored by the allocator: ${describe(e)}`);
+    }
+  }
+
+  /** Every cached subnet by name (admission's bypass check needs all of them). */
+  subnetsByName(): Map<string, MacvlanSubnet> {
+    return new Map(this.subnets.list().map(s => [s.metadata!.name!, s]));
+  }
+
+  leasesOf(subnet: string): MacvlanLease[] {
+    return this.leases.list().filter(l => l.spec?.subnet === subnet);
   }
 
   #ready?: Promise<void>;

@@ -1,15 +1,24 @@
 // Kubernetes Events, the user-visible log of what the product did (allocated, denied, released, repaired).
 import { K8s, kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
-import { describe } from "./errors";
+import { describe } from "../../lib/k8s/errors";
+import { EventTarget, podTarget, subnetTarget } from "../../lib/decide/writes";
 
-export interface EventTarget {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-  uid?: string;
+// The same event for the same object within this window is recorded once: a poisoned object
+// met by every resync must not flood the API server.
+const REPEAT_WINDOW_MS = 10 * 60_000;
+const recent = new Map<string, number>();
+
+function seenRecently(key: string, now: number): boolean {
+  const at = recent.get(key);
+  if (at !== undefined && now - at < REPEAT_WINDOW_MS) return true;
+  if (recent.size > 10_000) recent.clear();
+  recent.set(key, now);
+  return false;
 }
+
+export type { EventTarget };
+export { podTarget, subnetTarget };
 
 const COMPONENT = "pepr-macvlan";
 
@@ -19,6 +28,8 @@ export async function emitEvent(
   reason: string,
   message: string,
 ): Promise<void> {
+  const key = `${target.kind}/${target.namespace ?? ""}/${target.name}/${target.uid ?? ""}/${reason}/${message}`;
+  if (seenRecently(key, Date.now())) return;
   const now = new Date().toISOString();
   // Events of cluster-scoped objects live in "default", as kubectl describe expects.
   const namespace = target.namespace ?? "default";
@@ -41,20 +52,3 @@ export async function emitEvent(
     Log.warn(`could not record event ${reason} on ${target.kind}/${target.name}: ${describe(e)}`);
   }
 }
-
-export const podTarget = (pod: {
-  metadata?: { name?: string; namespace?: string; uid?: string };
-}) => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  name: pod.metadata?.name ?? "",
-  namespace: pod.metadata?.namespace,
-  uid: pod.metadata?.uid,
-});
-
-export const subnetTarget = (subnet: { metadata?: { name?: string; uid?: string } }) => ({
-  apiVersion: "macvlan.dev/v1alpha1",
-  kind: "MacvlanSubnet",
-  name: subnet.metadata?.name ?? "",
-  uid: subnet.metadata?.uid,
-});

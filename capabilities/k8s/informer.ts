@@ -2,7 +2,7 @@
 // the source of truth: creates (leases) and compare-and-swap patches are the locks.
 import { GenericClass, K8s, KubernetesObject, WatchCfg } from "kubernetes-fluent-client";
 import { Log } from "pepr";
-import { describe } from "./errors";
+import { describe } from "../../lib/k8s/errors";
 
 /** KFC's watch phases we act on. */
 export type Phase = "ADDED" | "MODIFIED" | "DELETED";

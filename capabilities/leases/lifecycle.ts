@@ -1,254 +1,124 @@
-// Lease lifecycle in the watcher: bind a Reserved lease to its pod, release it when the pod is
+// Lease lifecycle in the watcher: bind admission's lease to its pod, release it when the pod is
 // gone (or hold it for a StatefulSet ordinal), expire Released leases after the reuse delay.
-import { a, K8s, Log } from "pepr";
-import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, getIfExists, isConflict } from "../k8s/errors";
+// The decisions are lib/decide's; this file reads fresh state, calls them and applies the writes.
+import { a, Log } from "pepr";
+import { MacvlanLease } from "../k8s/kinds";
+import { describe } from "../../lib/k8s/errors";
 import { watchCaches } from "../watch-caches";
-import { emitEvent, podTarget } from "../k8s/events";
-import {
-  ANN_IP,
-  ANN_MAC,
-  ANN_RESERVATION,
-  ANN_SUBNET,
-  LABEL_POD_NAMESPACE,
-  LABEL_SUBNET,
-} from "../../lib/names";
+import { KubePort, kfcPort } from "../k8s/port";
+import { applyWrites, decideAndApply } from "../k8s/apply";
 import { leaseName } from "../../lib/ipam";
-import { ownerStillWants, stickyOwnerOf } from "../../lib/owner";
-import { DEFAULT_REUSE_DELAY_SECONDS, LeaseOwner, MacvlanLeaseStatus } from "../../crds/types";
+import { bindWrites, isSettled, repairMissingLease } from "../../lib/decide/bind";
+import { podGoneWrites } from "../../lib/decide/release";
+import { macProblem } from "../../lib/decide/repair";
+import { allocatorFromLeases } from "../../lib/decide/allocators";
+import { claimOf, isLeaseOf, leaseOfPod, tokenOf } from "../../lib/decide/pods";
+import { podTarget, preconditionOf } from "../../lib/decide/writes";
+import { DEFAULT_REUSE_DELAY_SECONDS } from "../../crds/types";
 
-export interface PodClaim {
-  subnet: string;
-  ip: string;
-  mac?: string;
-}
-
-/** What a pod's annotations say it holds; undefined for pods the product did not address. */
-export function claimOf(pod: a.Pod): PodClaim | undefined {
-  const ann = pod.metadata?.annotations ?? {};
-  const subnet = ann[ANN_SUBNET];
-  const ip = ann[ANN_IP];
-  if (!subnet || !ip || ip.includes(",")) return undefined;
-  return { subnet, ip, mac: ann[ANN_MAC] };
-}
-
-const getLease = (name: string) => getIfExists(() => K8s(MacvlanLease).Get(name));
-
-async function setStatus(lease: MacvlanLease, status: MacvlanLeaseStatus): Promise<void> {
-  await K8s(MacvlanLease).PatchStatus({
-    metadata: { name: lease.metadata!.name },
-    status,
-  } as MacvlanLease);
-}
-
-/** Compare-and-swap of spec fields: fails with a conflict when someone else changed the lease. */
-async function patchSpec(
-  lease: MacvlanLease,
-  spec: Partial<NonNullable<MacvlanLease["spec"]>>,
-): Promise<MacvlanLease> {
-  return K8s(MacvlanLease, { name: lease.metadata!.name! }).Patch([
-    { op: "test", path: "/metadata/resourceVersion", value: lease.metadata!.resourceVersion },
-    // Only ever sets fields: a caller with an older view of the pod must not erase newer facts.
-    ...Object.entries(spec)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => ({ op: "add" as const, path: `/spec/${k}`, value: v })),
-  ]);
-}
-
-/** Bound to this pod, on the node it runs on (if scheduled): nothing to write. */
-const isSettled = (lease: MacvlanLease, pod: a.Pod) =>
-  isBoundTo(lease, pod) &&
-  (!pod.spec?.nodeName || lease.spec?.node === pod.spec.nodeName) &&
-  lease.status?.phase === "Bound";
-
-/**
- * Admission stamps the lease and the pod with one reservation token: pods from one ReplicaSet
- * share a namespace and have no name at admission, so only the token tells whose lease it is.
- */
-const reservedFor = (lease: MacvlanLease, pod: a.Pod) => {
-  const token = lease.metadata?.annotations?.[ANN_RESERVATION];
-  return !token || token === pod.metadata?.annotations?.[ANN_RESERVATION];
-};
-
-const isBoundTo = (lease: MacvlanLease, pod: a.Pod) =>
-  lease.spec?.podRef?.uid === pod.metadata?.uid;
-
-/** Pod created or updated: make sure its lease is Bound to it and records its node. */
-export async function bindPodLease(pod: a.Pod): Promise<void> {
+/** Names of the leases that may be this pod's: cached by uid or token, and the one it claims. */
+function candidateNames(pod: a.Pod): string[] {
+  const names = new Set<string>();
+  const uid = pod.metadata?.uid;
+  const token = tokenOf(pod);
+  for (const lease of watchCaches.leases.list()) {
+    if (lease.spec?.podRef?.uid === uid || (token && isLeaseOf(lease, pod)))
+      names.add(lease.metadata!.name!);
+  }
   const claim = claimOf(pod);
-  if (!claim || pod.metadata?.deletionTimestamp) return;
-  const name = leaseName(claim.subnet, claim.ip);
-  const namespace = pod.metadata!.namespace!;
-  const cached = watchCaches.leases.get(name);
-  if (cached && isSettled(cached, pod)) return;
-  const lease = await getLease(name);
-  if (!lease) {
-    await recreateLease(pod, claim);
-    return;
-  }
-  const ref = lease.spec?.podRef;
-  if (
-    ref?.namespace !== namespace ||
-    (ref.name && ref.name !== pod.metadata?.name && ref.uid) ||
-    !reservedFor(lease, pod)
-  ) {
-    await emitEvent(
-      podTarget(pod),
-      "Warning",
-      "AddressConflict",
-      `lease ${name} for ${claim.ip} belongs to ${ref?.namespace}/${ref?.name ?? "?"}; this pod's address is not protected, recreate the pod`,
-    );
-    return;
-  }
-  const node = pod.spec?.nodeName;
-  if (isSettled(lease, pod)) return;
-  const owner = stickyOwnerOf(pod, namespace);
-  try {
-    await patchSpec(lease, {
-      podRef: { namespace, name: pod.metadata!.name!, uid: pod.metadata!.uid! },
-      node,
-      ...(owner ? { owner } : {}),
-    });
-  } catch (e) {
-    if (isConflict(e)) return bindPodLease(pod); // re-read and try again
-    throw e;
-  }
-  const first = lease.status?.phase !== "Bound" || !isBoundTo(lease, pod);
-  await setStatus(lease, {
-    phase: "Bound",
-    reservedAt: lease.status?.reservedAt ?? lease.metadata?.creationTimestamp?.toString(),
+  if (claim) names.add(leaseName(claim.subnet, claim.ip));
+  return [...names];
+}
+
+/** Fresh reads of the candidates: every ownership decision starts from the API server. */
+async function freshCandidates(port: KubePort, pod: a.Pod): Promise<MacvlanLease[]> {
+  const leases = await Promise.all(candidateNames(pod).map(n => port.getLease(n)));
+  return leases.filter((l): l is MacvlanLease => !!l);
+}
+
+/** Pod created or updated: make sure admission's lease is Bound to it and records its node. */
+export async function bindPodLease(pod: a.Pod, port: KubePort = kfcPort): Promise<void> {
+  if (pod.metadata?.deletionTimestamp || (!tokenOf(pod) && !claimOf(pod))) return;
+  const cached = leaseOfPod(pod, watchCaches.leases.list());
+  if (cached && isSettled(cached, pod)) return; // most pod events change nothing of ours
+  let bound: string | undefined;
+  const result = await decideAndApply(port, async () => {
+    const lease = leaseOfPod(pod, await freshCandidates(port, pod));
+    bound = lease?.metadata?.name;
+    if (lease) return bindWrites(pod, lease, new Date());
+    return repairWrites(port, pod);
   });
-  if (first) {
-    await emitEvent(
-      podTarget(pod),
-      "Normal",
-      "AddressAllocated",
-      `net1 ${claim.ip} (${lease.spec?.mac}) from MacvlanSubnet ${claim.subnet}, lease ${name}${node ? ` on node ${node}` : ""}`,
-    );
-  }
+  // The Service twins read Bound leases from the cache: let them see this one now.
+  const fresh = result === "done" && bound ? await port.getLease(bound) : undefined;
+  if (fresh) watchCaches.leases.upsert(fresh);
 }
 
-/** A pod that carries an address but lost its lease (deleted by hand, restored etcd): lease it again. */
-async function recreateLease(pod: a.Pod, claim: PodClaim): Promise<void> {
-  const namespace = pod.metadata!.namespace!;
-  const owner = stickyOwnerOf(pod, namespace);
-  try {
-    await K8s(MacvlanLease).Create({
-      apiVersion: "macvlan.dev/v1alpha1",
-      kind: "MacvlanLease",
-      metadata: {
-        name: leaseName(claim.subnet, claim.ip),
-        labels: { [LABEL_SUBNET]: claim.subnet, [LABEL_POD_NAMESPACE]: namespace },
-        annotations: { [ANN_RESERVATION]: pod.metadata?.annotations?.[ANN_RESERVATION] ?? "" },
-      },
-      spec: {
-        subnet: claim.subnet,
-        ip: claim.ip,
-        mac: claim.mac ?? "",
-        podRef: { namespace, name: pod.metadata!.name!, uid: pod.metadata!.uid! },
-        node: pod.spec?.nodeName,
-        ...(owner ? { owner } : {}),
-      },
-    } as MacvlanLease);
-  } catch (e) {
-    await emitEvent(
-      podTarget(pod),
-      "Warning",
-      "AddressConflict",
-      `could not restore the lease for ${claim.ip}: ${describe(e)}`,
-    );
-    return;
-  }
-  await emitEvent(
-    podTarget(pod),
-    "Normal",
-    "LeaseRepaired",
-    `recreated the missing lease for ${claim.ip} on ${claim.subnet}`,
-  );
-  const created = await getLease(leaseName(claim.subnet, claim.ip));
-  if (created) await setStatus(created, { phase: "Bound", reservedAt: new Date().toISOString() });
-}
-
-/** Pod gone: release its lease, or keep it for the StatefulSet ordinal that will come back. */
-export async function releasePodLease(pod: a.Pod): Promise<void> {
+/** No lease of its own: the guarded repair (lib/decide/bind.ts repairMissingLease). */
+async function repairWrites(port: KubePort, pod: a.Pod) {
   const claim = claimOf(pod);
-  if (!claim) return;
-  // KFC's relist diffs a list against a cache the live watch kept filling, so under load it can
-  // report a pod as deleted that was merely created after the list was taken. Releasing on such
-  // a phantom would hand a live pod's address to another: confirm with a GET first.
-  const live = await getIfExists(() =>
-    K8s(a.Pod, { namespace: pod.metadata!.namespace! }).Get(pod.metadata!.name!),
-  );
-  if (live?.metadata?.uid === pod.metadata?.uid) {
-    Log.warn(
-      `ignored a delete event for ${pod.metadata?.namespace}/${pod.metadata?.name}: the pod still exists`,
-    );
-    return;
+  if (!claim) return [];
+  const [subnet, holder, namespaces] = await Promise.all([
+    port.getSubnet(claim.subnet),
+    port.getLease(leaseName(claim.subnet, claim.ip)),
+    port.listNamespaces(),
+  ]);
+  const leases = watchCaches.leases.list().filter(l => l.spec?.subnet === claim.subnet);
+  const now = new Date();
+  let addressFree = false;
+  if (subnet?.spec) {
+    const state = allocatorFromLeases(subnet, leases).stateOf(claim.ip, now);
+    addressFree = state === "free" || state === "reusable";
   }
-  const lease = await getLease(leaseName(claim.subnet, claim.ip));
-  if (!lease) return;
-  if (!reservedFor(lease, pod)) return;
-  // A lease already handed to a successor (sticky takeover) or still waiting for this pod's
-  // binding has no uid of this pod; never release what another pod holds.
-  if (lease.spec?.podRef?.uid && !isBoundTo(lease, pod)) return;
-  if (
-    !lease.spec?.podRef?.uid &&
-    lease.spec?.podRef?.name &&
-    lease.spec.podRef.name !== pod.metadata?.name
-  )
-    return;
-  await releaseLease(
-    lease,
-    `pod ${pod.metadata?.namespace}/${pod.metadata?.name} was deleted`,
-    podTarget(pod),
-  );
+  return repairMissingLease(pod, {
+    subnet,
+    namespace: namespaces.find(ns => ns.name === pod.metadata?.namespace),
+    holder,
+    addressFree,
+    macProblem: macProblem(claim.mac, claim.subnet, leases),
+    now,
+  });
 }
 
-export async function releaseLease(
-  lease: MacvlanLease,
-  why: string,
-  target: Parameters<typeof emitEvent>[0],
-): Promise<"held" | "released"> {
-  const owner = lease.spec?.owner;
-  if (owner && ownerStillWants(owner, await statefulSet(owner))) {
-    if (lease.status?.phase !== "Reserved") {
-      await setStatus(lease, { phase: "Reserved", reservedAt: new Date().toISOString() });
-      await emitEvent(
-        target,
-        "Normal",
-        "AddressHeld",
-        `${lease.spec!.ip} stays reserved for StatefulSet ${owner.namespace}/${owner.name} ordinal ${owner.ordinal} (${why})`,
+/** Pod gone: release admission's lease for it, or keep it for the StatefulSet ordinal. */
+export async function releasePodLease(pod: a.Pod, port: KubePort = kfcPort): Promise<void> {
+  if (!tokenOf(pod) && !claimOf(pod)) return;
+  await decideAndApply(port, async () => {
+    const lease = leaseOfPod(pod, await freshCandidates(port, pod));
+    if (!lease) return [];
+    // KFC's relist can report a pod deleted that lives: confirm with a GET first.
+    const live = await port.getPod(pod.metadata!.namespace!, pod.metadata!.name!);
+    if (live?.metadata?.uid === pod.metadata?.uid) {
+      Log.warn(
+        `ignored a delete event for ${pod.metadata?.namespace}/${pod.metadata?.name}: the pod still exists`,
       );
+      return [];
     }
-    return "held";
-  }
-  const subnet = await getSubnet(lease.spec!.subnet);
-  const delay = subnet?.spec?.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS;
-  await setStatus(lease, { phase: "Released", releasedAt: new Date().toISOString() });
-  scheduleExpiry(lease.metadata!.name!, delay * 1000);
-  await emitEvent(
-    target,
-    "Normal",
-    "AddressReleased",
-    `${lease.spec!.ip} released (${why}); reusable after ${delay}s`,
-  );
-  return "released";
+    const owner = lease.spec?.owner;
+    const [statefulSet, subnet] = await Promise.all([
+      owner ? port.getStatefulSet(owner.namespace, owner.name) : undefined,
+      port.getSubnet(lease.spec!.subnet),
+    ]);
+    const ctx = {
+      statefulSet,
+      reuseDelaySeconds: subnet?.spec?.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS,
+      now: new Date(),
+    };
+    const writes = podGoneWrites(pod, lease, live, ctx, podTarget(pod));
+    const released = writes.some(w => w.op === "setLeaseStatus" && w.status.phase === "Released");
+    if (released) scheduleExpiry(lease.metadata!.name!, ctx.reuseDelaySeconds * 1000);
+    return writes;
+  });
 }
-
-const statefulSet = (owner: LeaseOwner) =>
-  getIfExists(() => K8s(a.StatefulSet, { namespace: owner.namespace }).Get(owner.name));
-
-const getSubnet = (name: string) => getIfExists(() => K8s(MacvlanSubnet).Get(name));
 
 const expiryTimers = new Map<string, NodeJS.Timeout>();
 
 /** Deletes a Released lease once its reuse delay has passed; the resync catches any we miss. */
-export function scheduleExpiry(name: string, afterMs: number): void {
+export function scheduleExpiry(name: string, afterMs: number, port: KubePort = kfcPort): void {
   if (expiryTimers.has(name)) return;
   const timer = setTimeout(
     () => {
       expiryTimers.delete(name);
-      void expireLease(name);
+      void expireLease(name, port);
     },
     Math.max(0, afterMs),
   );
@@ -256,11 +126,12 @@ export function scheduleExpiry(name: string, afterMs: number): void {
   expiryTimers.set(name, timer);
 }
 
-export async function expireLease(name: string): Promise<void> {
+/** Deletes the lease if it is still Released, by a precondition on what was read. */
+export async function expireLease(name: string, port: KubePort = kfcPort): Promise<void> {
   try {
-    const lease = await getLease(name);
+    const lease = await port.getLease(name);
     if (lease?.status?.phase !== "Released") return;
-    await K8s(MacvlanLease).Delete(name);
+    await applyWrites(port, [{ op: "deleteLease", lease: preconditionOf(lease) }]);
   } catch (e) {
     Log.warn(`could not expire lease ${name}: ${describe(e)}`);
   }

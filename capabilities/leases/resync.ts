@@ -1,20 +1,22 @@
-// The watcher's periodic repair (and one at start): leases without pods, pods without leases,
-// stale reservations, expired releases, NADs and subnet status. Every repair emits an Event.
-import { a, K8s, Log } from "pepr";
-import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, getIfExists } from "../k8s/errors";
-import { emitEvent, subnetTarget } from "../k8s/events";
-import { bindPodLease, claimOf, releaseLease, scheduleExpiry } from "./lifecycle";
+// The watcher's periodic repair (and one at start). It reads one snapshot, lets
+// lib/decide/repair.ts decide, and applies each object's writes on its own: a conflict or a
+// failure on one object never stops the others, and a malformed object only gets a Warning Event.
+import { Log } from "pepr";
+import { describe } from "../../lib/k8s/errors";
+import { KubePort, kfcPort } from "../k8s/port";
+import { applyWrites } from "../k8s/apply";
+import { scheduleExpiry } from "./lifecycle";
 import { reconcileSubnet } from "../subnets/reconcile";
 import { settings } from "../../lib/mode";
-import { leaseName } from "../../lib/ipam";
-import { DEFAULT_REUSE_DELAY_SECONDS } from "../../crds/types";
+import { leasesMissingTheirPod, planResync, ResyncSnapshot } from "../../lib/decide/repair";
+import { StatefulSetSnapshot } from "../../lib/decide/release";
+import { MacvlanLease } from "../k8s/kinds";
 
 let running: Promise<void> | undefined;
 
 /** Runs one resync; concurrent callers share the run in flight. */
-export function resync(): Promise<void> {
-  running ??= runResync().finally(() => (running = undefined));
+export function resync(port: KubePort = kfcPort): Promise<void> {
+  running ??= runResync(port).finally(() => (running = undefined));
   return running;
 }
 
@@ -23,111 +25,76 @@ export function startResyncLoop(): void {
   setInterval(() => void resync(), settings.resyncSeconds * 1000).unref();
 }
 
-async function runResync(): Promise<void> {
-  const started = Date.now();
-  try {
-    // Leases first, then pods: a lease bound to a pod was bound after that pod existed, so a
-    // pod list read afterwards holds every live pod a lease can name.
-    const leases = await K8s(MacvlanLease).Get();
-    const [pods, subnets] = await Promise.all([K8s(a.Pod).Get(), K8s(MacvlanSubnet).Get()]);
-    const podsByUid = new Map(pods.items.map(p => [p.metadata!.uid!, p]));
-    const claims = new Map<string, a.Pod>();
-    for (const pod of pods.items) {
-      const claim = claimOf(pod);
-      if (claim && !pod.metadata?.deletionTimestamp)
-        claims.set(leaseName(claim.subnet, claim.ip), pod);
-    }
-    const reuseDelays = new Map(
-      subnets.items.map(s => [
-        s.metadata!.name!,
-        s.spec?.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS,
-      ]),
-    );
-    const leaseNames = new Set(leases.items.map(l => l.metadata!.name!));
-    for (const lease of leases.items) {
-      await repairLease(lease, podsByUid, claims, reuseDelays).catch(e =>
-        Log.warn(`resync: lease ${lease.metadata?.name}: ${describe(e)}`),
-      );
-    }
-    // Pods that carry an address whose lease is missing or not yet bound to them.
-    for (const [name, pod] of claims) {
-      const lease = leases.items.find(l => l.metadata?.name === name);
-      if (!leaseNames.has(name) || lease?.spec?.podRef?.uid !== pod.metadata?.uid) {
-        await bindPodLease(pod).catch(e =>
-          Log.warn(`resync: pod ${pod.metadata?.name}: ${describe(e)}`),
-        );
-      }
-    }
-    for (const subnet of subnets.items) {
-      await reconcileSubnet(subnet).catch(e =>
-        Log.warn(`resync: subnet ${subnet.metadata?.name}: ${describe(e)}`),
-      );
-    }
-    Log.info(
-      `pepr-macvlan resync: ${leases.items.length} leases, ${claims.size} addressed pods, ${Date.now() - started} ms`,
-    );
-  } catch (e) {
-    Log.error(`pepr-macvlan resync failed: ${describe(e)}`);
+/** Reads what the repair decides over. Leases first: a pod list read afterwards holds every
+ * live pod a lease can name. */
+export async function readSnapshot(port: KubePort): Promise<ResyncSnapshot> {
+  const leases = await port.listLeases();
+  const [pods, subnets, namespaces] = await Promise.all([
+    port.listPods(),
+    port.listSubnets(),
+    port.listNamespaces(),
+  ]);
+  const statefulSets = new Map<string, StatefulSetSnapshot>();
+  const owners = new Set(
+    leases.flatMap(l => (l.spec?.owner ? [`${l.spec.owner.namespace}/${l.spec.owner.name}`] : [])),
+  );
+  for (const key of owners) {
+    const [ns, name] = key.split("/");
+    const sts = await port.getStatefulSet(ns, name);
+    if (sts) statefulSets.set(key, sts);
   }
+  const confirmedGone = new Set<string>();
+  for (const lease of leasesMissingTheirPod({ leases, pods })) {
+    if (!(await podStillExists(port, lease))) confirmedGone.add(lease.metadata!.name!);
+  }
+  return {
+    leases,
+    pods,
+    subnets,
+    namespaces,
+    statefulSets,
+    confirmedGone,
+    reservedTtlSeconds: settings.reservedTtlSeconds,
+    now: new Date(),
+  };
 }
 
-async function repairLease(
-  lease: MacvlanLease,
-  podsByUid: Map<string, a.Pod>,
-  claims: Map<string, a.Pod>,
-  reuseDelays: Map<string, number>,
-): Promise<void> {
-  const name = lease.metadata!.name!;
-  const phase = lease.status?.phase;
-  const subnetEvent = subnetTarget({ metadata: { name: lease.spec?.subnet } });
-  if (phase === "Released") {
-    const delayMs = Date.parse(lease.status?.releasedAt ?? "") - Date.now();
-    const delaySeconds = reuseDelays.get(lease.spec!.subnet) ?? DEFAULT_REUSE_DELAY_SECONDS;
-    scheduleExpiry(name, delayMs + delaySeconds * 1000);
-    return;
-  }
-  const uid = lease.spec?.podRef?.uid;
-  if (uid) {
-    if (podsByUid.has(uid) || (await podStillExists(lease))) return;
-    const gone = `its pod ${lease.spec?.podRef?.namespace}/${lease.spec?.podRef?.name} no longer exists`;
-    const outcome = await releaseLease(lease, gone, subnetEvent);
-    if (outcome === "released") {
-      await emitEvent(
-        subnetEvent,
-        "Normal",
-        "LeaseRepaired",
-        `released lease ${name} (${lease.spec?.ip}): ${gone}`,
-      );
-    }
-    return;
-  }
-  // Reserved and not yet bound: a pod may be about to claim it.
-  const claimant = claims.get(name);
-  if (claimant) {
-    await bindPodLease(claimant);
-    return;
-  }
-  if (lease.spec?.owner) {
-    await releaseLease(lease, "no pod holds it", subnetEvent);
-    return;
-  }
-  const since = Date.parse(
-    lease.status?.reservedAt ?? lease.metadata?.creationTimestamp?.toString() ?? "",
-  );
-  if (Date.now() - since < settings.reservedTtlSeconds * 1000) return;
-  await K8s(MacvlanLease).Delete(name);
-  await emitEvent(
-    subnetEvent,
-    "Normal",
-    "LeaseReclaimed",
-    `reclaimed ${lease.spec?.ip} (lease ${name}): reserved for a pod in ${lease.spec?.podRef?.namespace} that never appeared (rejected after admission?)`,
-  );
-}
-
-/** A last, direct look before releasing: list snapshots can miss a pod, a GET cannot. */
-async function podStillExists(lease: MacvlanLease): Promise<boolean> {
+async function podStillExists(port: KubePort, lease: MacvlanLease): Promise<boolean> {
   const ref = lease.spec?.podRef;
   if (!ref?.name) return false;
-  const pod = await getIfExists(() => K8s(a.Pod, { namespace: ref.namespace }).Get(ref.name!));
+  const pod = await port.getPod(ref.namespace, ref.name);
   return !!pod && pod.metadata?.uid === ref.uid;
+}
+
+async function runResync(port: KubePort): Promise<void> {
+  const started = Date.now();
+  let snapshot: ResyncSnapshot;
+  try {
+    snapshot = await readSnapshot(port);
+  } catch (e) {
+    Log.error(`pepr-macvlan resync could not read the cluster: ${describe(e)}`);
+    return;
+  }
+  const plan = planResync(snapshot);
+  let conflicts = 0;
+  for (const group of plan.groups) {
+    try {
+      if ((await applyWrites(port, group)) === "conflict") conflicts++;
+    } catch (e) {
+      Log.warn(`resync: ${group[0]?.op} failed: ${describe(e)}`);
+    }
+  }
+  for (const { lease, dueMs } of plan.expiries)
+    scheduleExpiry(lease.metadata!.name!, dueMs - Date.now(), port);
+  for (const subnet of snapshot.subnets) {
+    await reconcileSubnet(subnet, { forceNads: true }).catch(e =>
+      Log.warn(`resync: subnet ${subnet.metadata?.name}: ${describe(e)}`),
+    );
+  }
+  if (plan.malformed.length)
+    Log.warn(`resync skipped malformed objects: ${plan.malformed.join(", ")}`);
+  Log.info(
+    `pepr-macvlan resync: ${snapshot.leases.length} leases, ${snapshot.pods.length} pods, ` +
+      `${plan.groups.length} repairs (${conflicts} changed meanwhile), ${Date.now() - started} ms`,
+  );
 }

@@ -1,5 +1,5 @@
 import { Capability, a } from "pepr";
-import { assignAddress, denyFailedAdmission, state } from "./admit";
+import { assignAddress, denyFailedAdmission, denyProtectedChange, state } from "./admit";
 import { bindPodLease, releasePodLease } from "../leases/lifecycle";
 import { refreshServicesFor } from "../services/expose";
 import { processRole } from "../../lib/mode";
@@ -14,7 +14,13 @@ const { When } = Pods;
 
 if (processRole() === "admission") void state.start();
 
-When(a.Pod).IsCreated().Mutate(assignAddress).Validate(denyFailedAdmission);
+// CREATE: lease and write the Multus selection; deny with the reason mutation recorded.
+When(a.Pod)
+  .IsCreated()
+  .Mutate(req => assignAddress(req))
+  .Validate(denyFailedAdmission);
+// UPDATE: what admission wrote stays as it wrote it.
+When(a.Pod).IsUpdated().Validate(denyProtectedChange);
 When(a.Pod)
   .IsCreatedOrUpdated()
   .Reconcile(async pod => {

@@ -9,7 +9,8 @@ import {
   selects,
   ServiceView,
 } from "../../lib/render/endpoints";
-import { getIfExists } from "../k8s/errors";
+import { getIfExists } from "../../lib/k8s/errors";
+import { MacvlanLease } from "../k8s/kinds";
 import { watchCaches } from "../watch-caches";
 
 const isExposed = (svc: a.Service) => svc.metadata?.annotations?.[ANN_EXPOSE] === "true";
@@ -29,13 +30,26 @@ function serviceView(svc: a.Service): ServiceView {
   };
 }
 
-export function podView(pod: a.Pod): PodView {
+/** The pod's address as its Bound lease records it: never what the pod's annotations claim. */
+export function boundAddressOf(pod: a.Pod, leases: Iterable<MacvlanLease>): string | undefined {
+  const uid = pod.metadata?.uid;
+  if (!uid) return undefined;
+  for (const lease of leases) {
+    if (lease.spec?.podRef?.uid === uid && lease.status?.phase === "Bound") return lease.spec.ip;
+  }
+  return undefined;
+}
+
+export function podView(
+  pod: a.Pod,
+  leases: Iterable<MacvlanLease> = watchCaches.leases.list(),
+): PodView {
   return {
     name: pod.metadata!.name!,
     namespace: pod.metadata!.namespace!,
     uid: pod.metadata!.uid!,
     labels: pod.metadata?.labels ?? {},
-    ip: pod.metadata?.annotations?.[ANN_IP],
+    ip: boundAddressOf(pod, leases),
     ready:
       !pod.metadata?.deletionTimestamp &&
       (pod.status?.conditions ?? []).some(c => c.type === "Ready" && c.status === "True"),
@@ -66,7 +80,8 @@ export async function reconcileService(svc: a.Service): Promise<void> {
     return;
   }
   const view = serviceView(current);
-  const pods = (await K8s(a.Pod, { namespace: ns }).Get()).items.map(podView);
+  const leases = watchCaches.leases.list().filter(l => l.spec?.podRef?.namespace === ns);
+  const pods = (await K8s(a.Pod, { namespace: ns }).Get()).items.map(p => podView(p, leases));
   const family = pods.find(p => p.ip)?.ip?.includes(":") ? "IPv6" : "IPv4";
   await K8s(a.Service).Apply(renderHeadlessService(view) as a.Service, { force: true });
   await K8s(a.EndpointSlice).Apply(
@@ -78,7 +93,8 @@ export async function reconcileService(svc: a.Service): Promise<void> {
 
 /** A pod changed: refresh the exposed Services in its namespace that select it. */
 export async function refreshServicesFor(pod: a.Pod): Promise<void> {
-  if (!pod.metadata?.annotations?.[ANN_IP]) return;
+  if (!boundAddressOf(pod, watchCaches.leases.list()) && !pod.metadata?.annotations?.[ANN_IP])
+    return;
   const ns = pod.metadata!.namespace!;
   for (const svc of watchCaches.services.list()) {
     if (svc.metadata?.namespace !== ns) continue;

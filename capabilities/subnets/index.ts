@@ -1,9 +1,10 @@
 import { Capability, a } from "pepr";
-import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
+import { MacvlanLease, MacvlanSubnet, NetworkAttachmentDefinition } from "../k8s/kinds";
+import { forgetNad } from "./nads";
 import { addFinalizer, reconcileSubnet } from "./reconcile";
 import { validateSubnetRequest } from "./validate";
 import { scheduleSubnetReconcile } from "./schedule";
-import { LABEL_SUBNET } from "../../lib/names";
+import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY } from "../../lib/names";
 
 export const Subnets = new Capability({
   name: "macvlan-subnets",
@@ -16,7 +17,7 @@ When(MacvlanSubnet)
   .IsCreatedOrUpdated()
   .Mutate(addFinalizer)
   .Validate(req => validateSubnetRequest(req))
-  .Reconcile(reconcileSubnet);
+  .Reconcile(subnet => reconcileSubnet(subnet));
 When(MacvlanLease)
   .IsCreatedOrUpdated()
   .Watch(lease => scheduleSubnetReconcile(lease.spec?.subnet ?? ""));
@@ -26,3 +27,18 @@ When(MacvlanLease)
 When(a.Namespace)
   .IsCreatedOrUpdated()
   .Watch(ns => scheduleSubnetReconcile(ns.metadata?.labels?.[LABEL_SUBNET] ?? ""));
+// A managed NAD deleted or edited by someone else: apply it again (a tenant may not swap its IPAM).
+When(NetworkAttachmentDefinition)
+  .IsDeleted()
+  .WithLabel(LABEL_MANAGED_BY, MANAGED_BY)
+  .Watch(nad => {
+    const subnet = nad.metadata?.labels?.[LABEL_SUBNET] ?? "";
+    forgetNad(nad.metadata?.namespace ?? "", subnet);
+    scheduleSubnetReconcile(subnet, { force: true });
+  });
+When(NetworkAttachmentDefinition)
+  .IsUpdated()
+  .WithLabel(LABEL_MANAGED_BY, MANAGED_BY)
+  .Watch(nad =>
+    scheduleSubnetReconcile(nad.metadata?.labels?.[LABEL_SUBNET] ?? "", { force: true }),
+  );

@@ -5,20 +5,31 @@ import { NetworkAttachmentDefinition } from "../k8s/kinds";
 import { renderNad, renderNadConfig } from "../../lib/render/nad";
 import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../../lib/names";
 
-// namespace/subnet -> rendered config we know the apiserver already has (saves a write per pod).
-const known = new Map<string, string>();
+// namespace/subnet -> the rendered config the API server had when we last applied it, and when.
+// It saves a write per pod in admission; entries expire, so a NAD deleted by hand (or lost with a
+// re-created namespace) is applied again by the next pod after the TTL, and by every resync.
+const known = new Map<string, { config: string; at: number }>();
+const KNOWN_TTL_MS = 30_000;
 
-export async function ensureNad(subnet: MacvlanSubnet, namespace: string): Promise<void> {
+export async function ensureNad(
+  subnet: MacvlanSubnet,
+  namespace: string,
+  opts: { force?: boolean } = {},
+): Promise<void> {
   const key = `${namespace}/${subnet.metadata!.name}`;
   const config = renderNadConfig(subnet);
-  if (known.get(key) === config) return;
+  const seen = known.get(key);
+  if (!opts.force && seen?.config === config && Date.now() - seen.at < KNOWN_TTL_MS) return;
   await K8s(NetworkAttachmentDefinition).Apply(
     renderNad(subnet, namespace) as NetworkAttachmentDefinition,
-    {
-      force: true,
-    },
+    { force: true },
   );
-  known.set(key, config);
+  known.set(key, { config, at: Date.now() });
+}
+
+/** A managed NAD was deleted: forget that it exists, so the next ensureNad applies it again. */
+export function forgetNad(namespace: string, subnet: string): void {
+  known.delete(`${namespace}/${subnet}`);
 }
 
 /** Removes managed NADs of `subnet` outside `namespaces`; returns the namespaces it cleaned. */

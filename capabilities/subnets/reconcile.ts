@@ -1,13 +1,13 @@
 // Keeps a subnet's NADs, status and finalizer true to its leases (watcher side).
 import { a, K8s, Log, PeprMutateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, getIfExists } from "../k8s/errors";
+import { describe, getIfExists } from "../../lib/k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
 import { Condition, MacvlanSubnetStatus } from "../../crds/types";
-import { allocatorFromLeases } from "../pods/allocators";
+import { allocatorFromLeases } from "../../lib/decide/allocators";
 
 /** Admission: every subnet carries our finalizer, so deletion waits for its leases. */
 export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
@@ -17,12 +17,19 @@ export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
     req.Merge({ metadata: { finalizers: [...finalizers, SUBNET_FINALIZER] } });
 }
 
-export async function reconcileSubnetByName(name: string): Promise<void> {
+export async function reconcileSubnetByName(
+  name: string,
+  opts: { forceNads?: boolean } = {},
+): Promise<void> {
   const subnet = await getIfExists(() => K8s(MacvlanSubnet).Get(name));
-  if (subnet) await reconcileSubnet(subnet);
+  if (subnet) await reconcileSubnet(subnet, opts);
 }
 
-export async function reconcileSubnet(subnet: MacvlanSubnet): Promise<void> {
+/** `forceNads`: apply every NAD even where the cache says it exists (the resync repairs by it). */
+export async function reconcileSubnet(
+  subnet: MacvlanSubnet,
+  opts: { forceNads?: boolean } = {},
+): Promise<void> {
   const name = subnet.metadata!.name!;
   const leases = (await K8s(MacvlanLease).WithLabel(LABEL_SUBNET, name).Get()).items;
   if (subnet.metadata?.deletionTimestamp) {
@@ -37,7 +44,7 @@ export async function reconcileSubnet(subnet: MacvlanSubnet): Promise<void> {
   users.delete("");
   for (const ns of users) {
     if (!(await namespaceExists(ns))) continue;
-    await ensureNad(subnet, ns);
+    await ensureNad(subnet, ns, { force: opts.forceNads });
   }
   const removed = await pruneNads(name, users);
   if (removed.length) {

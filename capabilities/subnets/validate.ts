@@ -6,8 +6,8 @@ import { K8s, Log, PeprValidateRequest } from "pepr";
 
 import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
 import { LABEL_SUBNET } from "../../lib/names";
+import { describe } from "../../lib/k8s/errors";
 import { formatProblems, validateSubnet } from "../../lib/validation/subnet";
-
 
 /** The reads the handler makes; replaceable in tests. */
 export interface SubnetValidationReads {
@@ -41,11 +41,11 @@ export async function validateSubnetRequest(
     ]);
   } catch (err) {
     Log.error(
-      { err: describeError(err), subnet: name },
+      { err: describe(err), subnet: name },
       "MacvlanSubnet validation could not read the cluster",
     );
     return req.Deny(
-      `MacvlanSubnet ${JSON.stringify(name)} could not be validated: listing subnets and leases failed (${describeError(err)}); retry`,
+      `MacvlanSubnet ${JSON.stringify(name)} could not be validated: listing subnets and leases failed (${describe(err)}); retry`,
       503,
     );
   }
@@ -55,17 +55,4 @@ export async function validateSubnetRequest(
   if (problems.length === 0) return req.Approve();
   Log.info({ subnet: name, problems: problems.map(p => p.code) }, "MacvlanSubnet denied");
   return req.Deny(formatProblems(problems, name || undefined), 422);
-}
-
-/** KFC errors are plain objects ({status, statusText, data}), not Error instances. */
-function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === "object") {
-    const e = err as { status?: unknown; statusText?: unknown; data?: { message?: unknown } };
-    const parts = [e.status, e.statusText, e.data?.message].filter(
-      p => p !== undefined && p !== "",
-    );
-    if (parts.length) return parts.map(String).join(" ");
-  }
-  return String(err);
 }

@@ -1,6 +1,6 @@
 // Bridges MacvlanSubnet/MacvlanLease objects and the pure IPAM engine.
 import { MacvlanLease, MacvlanSubnet } from "../../crds/types";
-import { LeaseRecord, SubnetAllocator } from "../../lib/ipam";
+import { LeaseRecord, SubnetAllocator } from "../ipam";
 
 export type Allocator = SubnetAllocator;
 
