@@ -8,6 +8,9 @@ import { KubePort } from "./port";
 
 export type ApplyResult = "done" | "conflict";
 
+const subjectOf = (w: Write) =>
+  w.op === "createLease" ? w.lease.metadata?.name : w.op === "event" ? w.target.name : w.lease.name;
+
 export async function applyWrites(port: KubePort, writes: Write[]): Promise<ApplyResult> {
   const latest = new Map<string, string | undefined>();
   const lockOf = (lock: { name: string; uid?: string; resourceVersion?: string }) =>
@@ -50,9 +53,7 @@ export async function applyWrites(port: KubePort, writes: Write[]): Promise<Appl
       }
     } catch (e) {
       if (isConflict(e) || (w.op === "createLease" && isAlreadyExists(e))) {
-        Log.info(
-          `${w.op} ${"lease" in w ? ((w.lease as { metadata?: { name?: string }; name?: string }).name ?? "") : ""}: changed meanwhile (${describe(e)}); deciding again`,
-        );
+        Log.info(`${w.op} ${subjectOf(w)}: changed meanwhile (${describe(e)}); deciding again`);
         return "conflict";
       }
       throw e;

@@ -8,7 +8,12 @@ export const NOW = new Date("2026-12-01T12:00:00Z");
 export function subnet(name = "lan", spec: Partial<MacvlanSubnetSpec> = {}): MacvlanSubnet {
   return {
     metadata: { name, uid: `${name}-uid`, generation: 1 },
-    spec: { master: "eth0", cidr: "198.18.100.0/24", gateway: "198.18.100.1", ...spec },
+    spec: {
+      master: "eth0",
+      cidr: "198.18.100.0/24",
+      ...(spec.cidr ? {} : { gateway: "198.18.100.1" }),
+      ...spec,
+    },
   };
 }
 
