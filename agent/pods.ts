@@ -1,6 +1,7 @@
 // Which local pods have a macvlan address, and which (pure).
 import { ANN_IP, ANN_MULTUS_NETWORKS, ANN_NETWORK_STATUS, ANN_SUBNET, nadName } from "../lib/names";
 import type { MacvlanSubnetSpec } from "../crds/types";
+import { parseNetworks, type NetworkSelection } from "../lib/multus";
 import { canonicalIP, cidrContains, parseCIDR } from "./ip";
 
 /** The parts of a Pod the agent reads (a V1Pod fits). */
@@ -43,15 +44,9 @@ interface NetworkStatusEntry {
   default?: boolean;
 }
 
-interface NetworkSelection {
-  name?: string;
-  namespace?: string;
-  interface?: string;
-  ips?: string[];
-}
-
 const NAD_PREFIX = nadName("");
 
+/** The network-status annotation: a JSON array of objects, else nothing. */
 function parseJSONArray<T>(s: string | undefined): T[] {
   if (!s) return [];
   try {
@@ -62,22 +57,10 @@ function parseJSONArray<T>(s: string | undefined): T[] {
   }
 }
 
-/** Multus selections: JSON array, or the short form `ns/name@if, name2`. */
-function parseSelections(s: string | undefined): NetworkSelection[] {
-  if (!s) return [];
-  const t = s.trim();
-  if (t.startsWith("[")) return parseJSONArray<NetworkSelection>(t);
-  return t
-    .split(",")
-    .map(x => x.trim())
-    .filter(Boolean)
-    .map(x => {
-      const [nsName, iface] = x.split("@");
-      const [a, b] = nsName.split("/");
-      return b === undefined
-        ? { name: a, interface: iface }
-        : { namespace: a, name: b, interface: iface };
-    });
+/** The Multus selections, read as Multus reads them; none when Multus would refuse them. */
+function parseSelections(annotation: string | undefined, podNamespace: string): NetworkSelection[] {
+  const parsed = parseNetworks(annotation, podNamespace);
+  return parsed.ok ? parsed.selections : [];
 }
 
 /** `ns/macvlan-x` or `macvlan-x` → `x`; undefined for other networks. */
@@ -115,7 +98,7 @@ export function resolvePodAddress(pod: PodLike, subnets: SubnetLike[]): PodResol
 
   const byName = new Map(subnets.map(s => [s.name, s]));
   const statuses = parseJSONArray<NetworkStatusEntry>(ann[ANN_NETWORK_STATUS]);
-  const selections = parseSelections(ann[ANN_MULTUS_NETWORKS]);
+  const selections = parseSelections(ann[ANN_MULTUS_NETWORKS], pod.metadata?.namespace ?? "");
   const managedSel = selections.find(s => subnetOfNetworkName(s.name) !== undefined);
   const managedStatus = statuses.find(s => subnetOfNetworkName(s.name) !== undefined);
 

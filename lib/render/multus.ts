@@ -1,15 +1,9 @@
 // Renders the Multus network selection the pod mutation writes (design.md §2).
 import { MacvlanSubnet } from "../../crds/types";
 import { nadName } from "../names";
+import type { NetworkSelection } from "../multus";
 
-export interface NetworkSelection {
-  name: string;
-  namespace: string;
-  interface?: string;
-  ips?: string[];
-  mac?: string;
-  "default-route"?: string[];
-}
+export type { NetworkSelection } from "../multus";
 
 export const MACVLAN_INTERFACE = "net1";
 
@@ -37,29 +31,6 @@ export function renderSelection(
     selection["default-route"] = [spec.gateway];
   }
   return selection;
-}
-
-/** Parses the pod's `k8s.v1.cni.cncf.io/networks` annotation: JSON list or `ns/name@if` shorthand. */
-export function parseSelections(
-  annotation: string | undefined,
-  podNamespace: string,
-): NetworkSelection[] {
-  if (!annotation || !annotation.trim()) return [];
-  const text = annotation.trim();
-  if (text.startsWith("[") || text.startsWith("{")) {
-    const parsed: unknown = JSON.parse(text);
-    const list = Array.isArray(parsed) ? parsed : [parsed];
-    return list.map(item => {
-      const sel = item as NetworkSelection;
-      if (typeof sel?.name !== "string") throw new Error("every network selection needs a name");
-      return { ...sel, namespace: sel.namespace || podNamespace };
-    });
-  }
-  return text.split(",").map(entry => {
-    const [ref, iface] = entry.trim().split("@");
-    const [ns, name] = ref.includes("/") ? ref.split("/") : [podNamespace, ref];
-    return { name, namespace: ns, ...(iface ? { interface: iface } : {}) };
-  });
 }
 
 /** Keeps the user's other networks and puts ours first, replacing any stale copy of it. */

@@ -1,7 +1,7 @@
 import test from "ava";
 import { MacvlanSubnet } from "../../crds/types";
 import { parentDevice, renderNad, renderNadConfig } from "../../lib/render/nad";
-import { mergeSelections, parseSelections, renderSelection } from "../../lib/render/multus";
+import { mergeSelections, renderSelection } from "../../lib/render/multus";
 
 const subnet = (spec: Partial<NonNullable<MacvlanSubnet["spec"]>> = {}): MacvlanSubnet =>
   ({
@@ -83,16 +83,6 @@ test("IPv6 addresses keep their prefix length", t => {
     "m",
   );
   t.deepEqual(sel.ips, ["2001:db8:100::7/64"]);
-});
-
-test("selections parse from JSON and from the ns/name@if shorthand", t => {
-  t.deepEqual(parseSelections('[{"name":"x"}]', "pod-ns"), [{ name: "x", namespace: "pod-ns" }]);
-  t.deepEqual(parseSelections("other/y@net5, z", "pod-ns"), [
-    { name: "y", namespace: "other", interface: "net5" },
-    { name: "z", namespace: "pod-ns" },
-  ]);
-  t.deepEqual(parseSelections(undefined, "ns"), []);
-  t.throws(() => parseSelections("[{}]", "ns"), { message: /needs a name/ });
 });
 
 test("merging keeps the user's other networks and replaces a stale copy of ours", t => {
