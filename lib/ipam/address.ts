@@ -318,6 +318,107 @@ export function networkAndBroadcast(c: ParsedCidr): bigint[] {
   return c.family === 4 && c.prefixLength <= 30 ? [c.first, c.last] : [];
 }
 
+/** An inclusive run of reserved addresses (same shape as intervals.ts Interval). */
+export interface ReservedRun {
+  start: bigint;
+  end: bigint;
+  kind: ReservedKind;
+}
+
+/** Why the address architecture keeps an address of a CIDR from hosts. */
+export type ReservedKind = "network" | "broadcast" | "subnet-router-anycast" | "reserved-anycast";
+
+/**
+ * RFC 2526 section 2: in a subnet whose addresses have 64-bit interface identifiers in
+ * EUI-64 format (format prefixes 001 to 111, multicast aside), the highest 128 identifier
+ * values with the universal/local bit cleared are reserved subnet anycast addresses: the
+ * 57 bits 1111110111...111 followed by a 7-bit anycast ID, that is interface identifiers
+ * fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff (0x7e is the Mobile IPv6 home agents anycast).
+ * Note they are not the last 128 addresses of a /64 (those, ffff:ffff:ffff:ff80 to
+ * ffff:ffff:ffff:ffff, are ordinary addresses).
+ */
+export const RFC2526_IID_FIRST = 0xfdff_ffff_ffff_ff80n;
+export const RFC2526_IID_LAST = 0xfdff_ffff_ffff_ffffn;
+const IID_MASK = (1n << 64n) - 1n;
+
+/**
+ * RFC 2526 for the format prefix 000 (::/3), whose interface identifiers need not be 64 bits:
+ * the reserved anycast addresses are the prefix followed by all ones and the 7-bit ID, i.e.
+ * the last 128 addresses of the prefix.
+ */
+const isFormat000 = (c: ParsedCidr): boolean => c.family === 6 && c.first >> 125n === 0n;
+
+/**
+ * True when the IPv6 prefix carries RFC 2526 reserved anycast addresses in every /64 it
+ * spans: a prefix shorter than /64 outside ::/3. These are described by
+ * isReservedAnycastIid, not by reservedRuns (a /32 spans 2^32 of them).
+ */
+export const hasPeriodicAnycast = (c: ParsedCidr): boolean =>
+  c.family === 6 && c.prefixLength < 64 && !isFormat000(c);
+
+/** True when the low 64 bits of `v` are an RFC 2526 reserved subnet anycast identifier. */
+export function isReservedAnycastIid(v: bigint): boolean {
+  const iid = v & IID_MASK;
+  return iid >= RFC2526_IID_FIRST && iid <= RFC2526_IID_LAST;
+}
+
+/**
+ * How many addresses of [start, end] have an RFC 2526 reserved anycast interface identifier
+ * (see isReservedAnycastIid): 128 per /64, counted without enumerating.
+ */
+export function countReservedAnycastIids(start: bigint, end: bigint): bigint {
+  // Number of matches in [0, x): 128 per whole /64 below x, plus the part of x's own /64.
+  const below = (x: bigint): bigint => {
+    const iid = x & IID_MASK;
+    const part =
+      iid <= RFC2526_IID_FIRST ? 0n : iid > RFC2526_IID_LAST ? 128n : iid - RFC2526_IID_FIRST;
+    return (x >> 64n) * 128n + part;
+  };
+  return end < start ? 0n : below(end + 1n) - below(start);
+}
+
+/**
+ * The addresses of a CIDR that are never handed out, whatever the spec says, as inclusive
+ * runs (at most three):
+ * - IPv4: the network and broadcast addresses, except on a /31 or /32 (RFC 3021);
+ * - IPv6: the subnet-router anycast address, the prefix's first address (RFC 4291 2.6.1),
+ *   except on a /127 (RFC 6164 point-to-point: both addresses are hosts) and a /128;
+ * - IPv6 /64 or larger: the RFC 2526 reserved subnet anycast addresses. On a /64 that is
+ *   interface identifiers fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff (see RFC2526_IID_FIRST);
+ *   in ::/3 (format prefix 000) the last 128 addresses of the prefix. A prefix shorter than
+ *   /64 (outside ::/3) has them in each of its /64s: hasPeriodicAnycast says so and
+ *   isReservedAnycastIid tests an address, as they cannot be listed.
+ * Longer prefixes (/65 to /126) have only the subnet-router anycast address: RFC 2526 defines
+ * no anycast identifiers for them (their interface identifiers are not EUI-64 format).
+ */
+export function reservedRuns(c: ParsedCidr): ReservedRun[] {
+  const one = (v: bigint, kind: ReservedKind): ReservedRun => ({ start: v, end: v, kind });
+  if (c.family === 4) {
+    return networkAndBroadcast(c).map((v, i) => one(v, i === 0 ? "network" : "broadcast"));
+  }
+  const runs: ReservedRun[] = [];
+  if (c.prefixLength <= 126) runs.push(one(c.first, "subnet-router-anycast"));
+  if (c.prefixLength <= 64 && isFormat000(c)) {
+    runs.push({ start: c.last - 127n, end: c.last, kind: "reserved-anycast" });
+  } else if (c.prefixLength === 64) {
+    const base = c.first & ~IID_MASK;
+    runs.push({
+      start: base | RFC2526_IID_FIRST,
+      end: base | RFC2526_IID_LAST,
+      kind: "reserved-anycast",
+    });
+  }
+  return runs;
+}
+
+/** Why the address architecture reserves `v` in `c` (see reservedRuns), or undefined. */
+export function reservedKind(c: ParsedCidr, v: bigint): ReservedKind | undefined {
+  if (v < c.first || v > c.last) return undefined;
+  const run = reservedRuns(c).find(r => r.start <= v && v <= r.end);
+  if (run) return run.kind;
+  return hasPeriodicAnycast(c) && isReservedAnycastIid(v) ? "reserved-anycast" : undefined;
+}
+
 /**
  * True when `ip` lies inside `cidr` (false for the other family); throws on malformed input.
  * A plain conversion like ipToBigInt: IPv4-mapped IPv6 text is read as the IPv6 address it is.

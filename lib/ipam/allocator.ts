@@ -134,7 +134,10 @@ export class SubnetAllocator {
    * Throws IpamError "Exhausted".
    */
   next(now: Clock = Date.now()): string {
-    const fresh = this.fresh.popMin();
+    let fresh = this.fresh.popMin();
+    // Only an IPv6 prefix shorter than /64 keeps unusable (RFC 2526) addresses in `fresh`.
+    while (fresh !== undefined && this.pool.periodicAnycast && !this.pool.contains(fresh))
+      fresh = this.fresh.popMin();
     if (fresh !== undefined) {
       this.held.add(fresh);
       return this.format(fresh);
@@ -396,7 +399,7 @@ export class SubnetAllocator {
     return new IpamError(
       "OutsidePool",
       `IP ${ip} cannot be leased from subnet "${this.subnet}": ${this.pool.explainOutside(p)}. ` +
-        `Choose an address in ${this.pool.describeRanges()} (not the network, broadcast or gateway address, nor an excluded one), or change the subnet's spec.ranges/spec.exclude`,
+        `Choose an address in ${this.pool.describeRanges()} (not the network, broadcast or gateway address, an IPv6 anycast address, nor an excluded one), or change the subnet's spec.ranges/spec.exclude`,
       { subnet: this.subnet, ip },
     );
   }
@@ -424,7 +427,7 @@ export class SubnetAllocator {
     if (total === 0n) {
       return new IpamError(
         "Exhausted",
-        `subnet "${this.subnet}" has no usable address (${this.pool.describeRanges()}, minus network/broadcast, gateway and spec.exclude): grow spec.ranges or spec.cidr, or shrink spec.exclude`,
+        `subnet "${this.subnet}" has no usable address (${this.pool.describeRanges()}, minus network/broadcast or IPv6 anycast, gateway and spec.exclude): grow spec.ranges or spec.cidr, or shrink spec.exclude`,
         { subnet: this.subnet },
       );
     }

@@ -30,7 +30,7 @@ import {
   intersect,
   isIpamError,
   isIpv4Mapped,
-  networkAndBroadcast,
+  reservedKind,
   tryParseIp,
   tryParseIpOrPrefix,
   tryParsePrefix,
@@ -140,7 +140,7 @@ export function validateSubnet(
     add(
       spec.ranges?.length ? "spec.ranges" : "spec.cidr",
       "pool-empty",
-      "leaves no address to hand out once network/broadcast, gateway and exclusions are removed: widen spec.ranges or remove exclusions",
+      "leaves no address to hand out once the reserved addresses (IPv4 network and broadcast, IPv6 anycast), the gateway and the exclusions are removed: widen spec.ranges or remove exclusions",
     );
   }
 
@@ -241,17 +241,24 @@ function checkCidr(spec: MacvlanSubnetSpec, add: Add): ParsedCidr | undefined {
 }
 
 /**
- * Addresses a router cannot have: the IPv4 network and broadcast addresses (lib/ipam never
- * hands them out) and, for the gateway and route next hops only, the IPv6 subnet-router
- * anycast address (RFC 4291 2.6.1; none on a /127, RFC 6164), which stays usable for pods.
+ * Addresses a router cannot have, read as lib/ipam reserves them (address.ts reservedKind),
+ * so none of them is handed out to pods either: the IPv4 network and broadcast addresses, the
+ * IPv6 subnet-router anycast address (RFC 4291 2.6.1; none on a /127, RFC 6164) and, in a /64
+ * or larger, the RFC 2526 reserved subnet anycast addresses.
  */
 function describeReserved(p: ParsedCidr, a: ParsedIp): string | undefined {
-  const [network, broadcast] = networkAndBroadcast(p);
-  if (a.value === network) return "the network address";
-  if (a.value === broadcast) return "the broadcast address";
-  if (p.family === 6 && p.prefixLength < 127 && a.value === p.first)
-    return "the subnet-router anycast address";
-  return undefined;
+  switch (reservedKind(p, a.value)) {
+    case "network":
+      return "the network address";
+    case "broadcast":
+      return "the broadcast address";
+    case "subnet-router-anycast":
+      return "the subnet-router anycast address (RFC 4291 2.6.1)";
+    case "reserved-anycast":
+      return "a reserved subnet anycast address (RFC 2526: interface identifiers fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff)";
+    default:
+      return undefined;
+  }
 }
 
 /** Checks one address field against the subnet; returns it when usable. */
@@ -524,9 +531,9 @@ function checkAccess(spec: MacvlanSubnetSpec, add: Add) {
 
 /**
  * The addresses a subnet can hand out, exactly as the allocator computes them (lib/ipam
- * UsablePool: ranges, or the whole CIDR when absent or empty, minus the IPv4 network and
- * broadcast addresses, the gateway and the exclusions); undefined when lib/ipam rejects the
- * spec.
+ * UsablePool: ranges, or the whole CIDR when absent or empty, minus the reserved addresses
+ * (IPv4 network and broadcast, IPv6 subnet-router and RFC 2526 anycast), the gateway and the
+ * exclusions); undefined when lib/ipam rejects the spec.
  */
 function poolOf(name: string | undefined, spec: MacvlanSubnetSpec): UsablePool | undefined {
   try {
@@ -658,6 +665,8 @@ function strandingField(why: UnusableReason | undefined): string | undefined {
   switch (why?.kind) {
     case "network":
     case "broadcast":
+    case "subnet-router-anycast":
+    case "reserved-anycast":
       return "spec.cidr";
     case "gateway":
       return "spec.gateway";

@@ -62,22 +62,61 @@ test("counters: total, allocated and free", t => {
     "status form: decimal strings",
   );
   const v6 = new SubnetAllocator("v6", { cidr: "2001:db8::/64" });
+  // 2^64 minus the subnet-router anycast address and the 128 RFC 2526 anycast addresses.
   t.deepEqual(v6.counters(), {
-    total: "18446744073709551616",
+    total: "18446744073709551487",
     allocated: 0,
-    free: "18446744073709551616",
+    free: "18446744073709551487",
   });
 });
 
 test("next on an IPv6 /64 and an IPv4 /8", t => {
   const v6 = new SubnetAllocator("v6", { cidr: "2001:db8:0:64::/64", gateway: "2001:db8:0:64::1" });
-  t.is(v6.next(T0), "2001:db8:0:64::");
+  // Not 2001:db8:0:64:: : the subnet-router anycast address (RFC 4291 2.6.1) is the routers'.
   t.is(v6.next(T0), "2001:db8:0:64::2");
-  t.is(v6.total, (1n << 64n) - 1n);
-  t.is(v6.free, (1n << 64n) - 3n);
+  t.is(v6.next(T0), "2001:db8:0:64::3");
+  t.is(v6.total, (1n << 64n) - 2n - 128n);
+  t.is(v6.free, (1n << 64n) - 4n - 128n);
   const v4 = new SubnetAllocator("big", { cidr: "198.0.0.0/8" });
   t.is(v4.next(T0), "198.0.0.1");
   t.is(v4.total, (1n << 24n) - 2n);
+});
+
+test("IPv6 anycast addresses are never leased: subnet-router (RFC 4291) and RFC 2526", t => {
+  const v6 = new SubnetAllocator("v6", { cidr: "2001:db8:0:64::/64" });
+  t.is(v6.next(T0), "2001:db8:0:64::1");
+  fails(
+    t,
+    () => v6.allocate("2001:db8:0:64::", T0),
+    "OutsidePool",
+    /subnet-router anycast address of 2001:db8:0:64::\/64/,
+    /anycast/,
+  );
+  fails(
+    t,
+    () => v6.allocate("2001:db8:0:64:fdff:ffff:ffff:ff80", T0),
+    "OutsidePool",
+    /reserved subnet anycast address.*RFC 2526/,
+  );
+  t.is(v6.allocate("2001:db8:0:64:fdff:ffff:ffff:ff7f", T0), "2001:db8:0:64:fdff:ffff:ffff:ff7f");
+  t.is(v6.stateOf("2001:db8:0:64:fdff:ffff:ffff:ffff", T0), "outside");
+  // A /48 has them in each /64: next() steps over them.
+  const wide = new SubnetAllocator("v6", {
+    cidr: "2001:db8::/48",
+    ranges: [{ start: "2001:db8:0:7:fdff:ffff:ffff:ff7e", end: "2001:db8:0:7:fe00::1" }],
+  });
+  t.is(wide.total, 4n);
+  t.deepEqual(
+    [wide.next(T0), wide.next(T0), wide.next(T0), wide.next(T0)],
+    [
+      "2001:db8:0:7:fdff:ffff:ffff:ff7e",
+      "2001:db8:0:7:fdff:ffff:ffff:ff7f",
+      "2001:db8:0:7:fe00::",
+      "2001:db8:0:7:fe00::1",
+    ],
+  );
+  fails(t, () => wide.next(T0), "Exhausted");
+  t.is(wide.free, 0n);
 });
 
 test("allocate takes a given address; normalises IPv6", t => {

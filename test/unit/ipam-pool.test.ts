@@ -42,14 +42,79 @@ test("/30, /31 and /32 (RFC 3021: no network or broadcast on /31 and /32)", t =>
   t.deepEqual(ips(new UsablePool("p", { cidr: "198.18.100.4/32" })), ["198.18.100.4"]);
 });
 
-test("IPv6 keeps every address and handles a /64 without enumerating it", t => {
+test("IPv6 /64: the subnet-router anycast and RFC 2526 addresses are out and counted out", t => {
   const p = new UsablePool("v6", { cidr: "2001:db8:0:64::/64", gateway: "2001:db8:0:64::1" });
-  t.is(p.total, (1n << 64n) - 1n);
-  t.true(p.contains(ipToBigInt("2001:db8:0:64::")));
-  t.false(p.contains(ipToBigInt("2001:db8:0:64::1")));
-  t.true(p.contains(ipToBigInt("2001:db8:0:64:ffff:ffff:ffff:ffff")));
-  t.is(p.intervals.length, 2);
+  // 2^64 minus the subnet-router anycast address, the gateway and 128 RFC 2526 addresses.
+  t.is(p.total, (1n << 64n) - 1n - 1n - 128n);
+  const has = (ip: string) => p.contains(ipToBigInt(ip));
+  t.false(has("2001:db8:0:64::"), "RFC 4291 2.6.1: the prefix's first address is for routers");
+  t.false(has("2001:db8:0:64::1"));
+  t.true(has("2001:db8:0:64::2"));
+  t.true(has("2001:db8:0:64:fdff:ffff:ffff:ff7f"));
+  t.false(has("2001:db8:0:64:fdff:ffff:ffff:ff80"), "RFC 2526: first reserved anycast ID");
+  t.false(has("2001:db8:0:64:fdff:ffff:ffff:fffe"), "0x7e: Mobile IPv6 home agents");
+  t.false(has("2001:db8:0:64:fdff:ffff:ffff:ffff"));
+  t.true(has("2001:db8:0:64:fe00::"));
+  t.true(
+    has("2001:db8:0:64:ffff:ffff:ffff:ffff"),
+    "the literal top of the /64 is an ordinary address",
+  );
+  t.is(p.intervals.length, 2, "still a few intervals, never an enumeration");
+  t.deepEqual(p.unusableReason(parseIp("2001:db8:0:64::")), { kind: "subnet-router-anycast" });
+  t.deepEqual(p.unusableReason(parseIp("2001:db8:0:64:fdff:ffff:ffff:ffc0")), {
+    kind: "reserved-anycast",
+  });
+  t.regex(p.explainOutside(parseIp("2001:db8:0:64::")), /subnet-router anycast.*RFC 4291/);
+  t.regex(p.explainOutside(parseIp("2001:db8:0:64:fdff:ffff:ffff:ff80")), /RFC 2526/);
+});
+
+test("IPv6: the subnet-router anycast address goes from every prefix up to /126, not /127 or /128", t => {
+  t.deepEqual(ips(new UsablePool("v6", { cidr: "2001:db8::/126" })), [
+    "2001:db8::1",
+    "2001:db8::2",
+    "2001:db8::3",
+  ]);
   t.deepEqual(ips(new UsablePool("v6", { cidr: "2001:db8::/127" })), ["2001:db8::", "2001:db8::1"]);
+  t.deepEqual(ips(new UsablePool("v6", { cidr: "2001:db8::7/128" })), ["2001:db8::7"]);
+  // Longer than /64: no RFC 2526 identifiers (they are defined for 64-bit interface IDs).
+  const p65 = new UsablePool("v6", { cidr: "2001:db8:0:64:8000::/65" });
+  t.is(p65.total, (1n << 63n) - 1n);
+  t.true(p65.contains(ipToBigInt("2001:db8:0:64:fdff:ffff:ffff:ff80")));
+  // A range that leaves out the first address keeps every address it names.
+  const ranged = new UsablePool("v6", {
+    cidr: "2001:db8::/64",
+    ranges: [{ start: "2001:db8::10", end: "2001:db8::1f" }],
+  });
+  t.is(ranged.total, 16n);
+});
+
+test("IPv6 shorter than /64: RFC 2526 addresses in every /64, counted without enumerating", t => {
+  const p = new UsablePool("v6", { cidr: "2001:db8::/48" });
+  t.is(p.total, (1n << 80n) - 1n - 128n * (1n << 16n));
+  const has = (ip: string) => p.contains(ipToBigInt(ip));
+  t.false(has("2001:db8::"));
+  t.true(has("2001:db8:0:5::"), "only the prefix's first address is subnet-router anycast");
+  t.false(has("2001:db8:0:5:fdff:ffff:ffff:ff80"));
+  t.false(has("2001:db8:0:ffff:fdff:ffff:ffff:ffff"));
+  t.true(has("2001:db8:0:5:fdff:ffff:ffff:ff7f"));
+  t.deepEqual(p.unusableReason(parseIp("2001:db8:0:5:fdff:ffff:ffff:ff81")), {
+    kind: "reserved-anycast",
+  });
+  const ranged = new UsablePool("v6", {
+    cidr: "2001:db8::/63",
+    ranges: [{ start: "2001:db8:0:0:fdff:ffff:ffff:ff00", end: "2001:db8:0:1::ff" }],
+  });
+  // The range crosses the RFC 2526 block of the first /64 (128 addresses) into the second.
+  const size = ipToBigInt("2001:db8:0:1::ff") - ipToBigInt("2001:db8:0:0:fdff:ffff:ffff:ff00") + 1n;
+  t.is(ranged.total, size - 128n);
+});
+
+test("IPv6 in ::/3 (format prefix 000): the last 128 addresses of a /64 or larger prefix", t => {
+  const p = new UsablePool("v6", { cidr: "::/64" });
+  t.is(p.total, (1n << 64n) - 1n - 128n);
+  t.false(p.contains(ipToBigInt("::ffff:ffff:ffff:ff80")));
+  t.true(p.contains(ipToBigInt("::ffff:ffff:ffff:ff7f")));
+  t.true(p.contains(ipToBigInt("::fdff:ffff:ffff:ff80")), "the EUI-64 form does not apply");
 });
 
 test("a /8 is one interval, not 16 million addresses", t => {
@@ -224,6 +289,7 @@ test("usable set matches brute-force enumeration on random small subnets", t => 
       for (let o = 0; o < s.size; o++) {
         if (s.ranges.length && !s.ranges.some(([a, b]) => a <= o && o <= b)) continue;
         if (s.fam === 4 && s.size >= 4 && (o === 0 || o === s.size - 1)) continue;
+        if (s.fam === 6 && s.size >= 4 && o === 0) continue; // subnet-router anycast (not /127)
         if (o === s.gw) continue;
         if (s.exclude.some(e => e.start <= o && o <= e.end)) continue;
         expected.push(s.at(o));
@@ -254,11 +320,15 @@ test("unusableReason names the first reason, with the index of the exclusion", t
   t.deepEqual(why("198.18.100.1"), { kind: "gateway" });
   t.deepEqual(why("198.18.100.8"), { kind: "exclude", index: 1, entry: "198.18.100.8/30" });
   t.deepEqual(why("198.18.100.200"), { kind: "ranges" });
-  // No network or broadcast on a /31, and IPv6 keeps its first address.
+  // No network or broadcast on a /31; IPv6 loses its first address (except on a /127).
   const p2p = new UsablePool("p2p", { cidr: "198.18.100.4/31", gateway: "198.18.100.4" });
   t.deepEqual(p2p.unusableReason(parseIp("198.18.100.4")), { kind: "gateway" });
-  t.is(
+  t.deepEqual(
     new UsablePool("v6", { cidr: "2001:db8::/64" }).unusableReason(parseIp("2001:db8::")),
+    { kind: "subnet-router-anycast" },
+  );
+  t.is(
+    new UsablePool("v6", { cidr: "2001:db8::/127" }).unusableReason(parseIp("2001:db8::")),
     undefined,
   );
 });

@@ -60,6 +60,7 @@ const specArb = fc
         : [0, size - 1];
       if (o < lo || o > hi) continue;
       if (fam === 4 && size >= 4 && (o === 0 || o === size - 1)) continue;
+      if (fam === 6 && size >= 4 && o === 0) continue; // subnet-router anycast
       if (spec.gateway === at(o) || spec.exclude!.includes(at(o))) continue;
       usable.add(at(o));
     }

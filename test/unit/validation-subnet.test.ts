@@ -217,6 +217,12 @@ test("the gateway must be an address inside the CIDR, not its network or broadca
   const anycast = check(subnet({ cidr: "2001:db8:100::/64", gateway: "2001:db8:100::" }));
   t.deepEqual(brief(anycast), ["spec.gateway gateway-reserved"]);
   t.regex(anycast[0].message, /subnet-router anycast address.*2001:db8:100::1/);
+  const rfc2526 = check(
+    subnet({ cidr: "2001:db8:100::/64", gateway: "2001:db8:100::fdff:ffff:ffff:fffe" }),
+  );
+  t.deepEqual(brief(rfc2526), ["spec.gateway gateway-reserved"]);
+  t.regex(rfc2526[0].message, /reserved subnet anycast address \(RFC 2526/);
+  t.deepEqual(check(subnet({ cidr: "2001:db8:100::/64", gateway: "2001:db8:100::1" })), []);
   t.deepEqual(check(subnet({ cidr: "198.18.100.0/31", gateway: "198.18.100.0" })), []);
 });
 
