@@ -2,16 +2,26 @@
 // the operator rebuilds it from leases, asks it for a candidate, creates the lease (the
 // deterministic lease name is the lock) and, on AlreadyExists, calls markAllocated and asks
 // again. Every address of the usable set is in exactly one state:
-//   free      - no lease: in `fresh`, handed out lowest first;
+//   fresh     - no lease and, as far as this allocator knows, never released: in `fresh`;
 //   allocated - a Reserved or Bound lease: in `held`;
-//   cooling   - a Released lease: in `releasedAt` + `queue`, reusable after the reuse delay,
-//               least recently released first (stale ARP caches on the LAN expire meanwhile).
-// Leases outside the usable set are tracked apart (`outside`) and never handed out.
+//   cooling   - a Released lease: in `releasedAt` + `coolingQueue`, reusable once
+//               reuseDelaySeconds have passed since the release (stale ARP caches on the LAN
+//               expire meanwhile);
+//   recycled  - no lease any more, released at a known time (the Released lease was deleted
+//               after its delay, or a reused candidate given back): in `recycledAt` +
+//               `recycledQueue`, bounded by `maxRecycled`.
+// next() hands out fresh addresses first (lowest first, or from a random start with
+// `scan: "random"`), then, least recently released first, recycled and reusable cooling ones
+// (design §2: reuse prefers the least recently released address). Recycled addresses are free:
+// without a lease they count as free like fresh ones. Leases outside the usable set are tracked
+// apart (`outside`) and never handed out.
+import { randomBytes } from "node:crypto";
 import { ParsedIp, bigIntToIp, compareBigInt, isIpv4Mapped, tryParseIp } from "./address";
 import { IpamError } from "./errors";
 import { leaseName } from "./identity";
 import { IntervalSet, subtract, pointsToIntervals } from "./intervals";
 import { PoolSpec, UsablePool } from "./pool";
+import { ReleaseQueue } from "./release-queue";
 import { LABEL_SUBNET } from "../names";
 
 export type LeasePhase = "Reserved" | "Bound" | "Released";
@@ -42,9 +52,60 @@ export type IpState = "free" | "allocated" | "cooling" | "reusable" | "outside";
 /** A point in time: a Date or epoch milliseconds. */
 export type Clock = Date | number;
 
+/**
+ * Where next() starts looking for a fresh address: "lowest" (deterministic, the default) or
+ * "random" (a uniformly random usable address, then upwards, wrapping around), so that two
+ * admission replicas with the same view rarely propose the same address in a burst (Cilium's
+ * random start). Reuse of released addresses keeps its order either way.
+ */
+export type ScanStart = "lowest" | "random";
+
+/** A uniform random integer in [0, bound), bound > 0. */
+export type RandomBigInt = (bound: bigint) => bigint;
+
+export interface AllocatorOptions {
+  /** Default "lowest". */
+  scan?: ScanStart;
+  /** The random source of `scan: "random"`; default node:crypto. Inject one in tests. */
+  random?: RandomBigInt;
+  /**
+   * How many recycled addresses (released, lease deleted) keep their place in the reuse
+   * order; beyond it the oldest become fresh again. Bounds memory where fresh addresses never
+   * run out (an IPv6 /64). Default 65536.
+   */
+  maxRecycled?: number;
+}
+
+/** Random 64-bit words from node:crypto, drawn 4 KiB at a time. */
+let entropy = Buffer.alloc(0);
+let entropyAt = 0;
+function randomWord(): bigint {
+  if (entropyAt + 8 > entropy.length) {
+    entropy = randomBytes(4096);
+    entropyAt = 0;
+  }
+  const w = entropy.readBigUInt64LE(entropyAt);
+  entropyAt += 8;
+  return w;
+}
+
+/**
+ * Cryptographically random integer in [0, bound): one 64-bit word more than the bound needs,
+ * so the modulo bias is below 2^-64.
+ */
+export const cryptoRandomBigInt: RandomBigInt = bound => {
+  if (bound <= 0n) throw new RangeError("bound must be positive");
+  let x = randomWord();
+  for (let bits = 0; bits < bound.toString(2).length; bits += 64) x = (x << 64n) | randomWord();
+  return x % bound;
+};
+
 // The CRD default (crds/types.ts DEFAULT_REUSE_DELAY_SECONDS); repeated here because that
 // module imports the Kubernetes client and this engine must not.
 const DEFAULT_REUSE_DELAY_SECONDS = 30;
+const DEFAULT_MAX_RECYCLED = 65536;
+/** How many reused candidates remember their release time (see takenAt). */
+const TAKEN_MEMORY = 1024;
 
 function toMs(t: Clock | string): number {
   const ms = t instanceof Date ? t.getTime() : typeof t === "string" ? Date.parse(t) : t;
@@ -55,36 +116,53 @@ function toMs(t: Clock | string): number {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Reuse rank of a free or reusable address: fresh first, then by release time. */
+type Rank = { tier: 0 } | { tier: 1; at: number };
+
 export class SubnetAllocator {
   readonly subnet: string;
   readonly pool: UsablePool;
   readonly reuseDelaySeconds: number;
+  readonly scan: ScanStart;
   private readonly delayMs: number;
+  private readonly random: RandomBigInt;
+  private readonly maxRecycled: number;
 
   private fresh: IntervalSet;
   private readonly held = new Set<bigint>();
+  /**
+   * Release times of the last TAKEN_MEMORY reused addresses handed out, so that forget() of
+   * a candidate that was not leased after all (dry run, failed create) puts it back in its
+   * place in the reuse order. Bounded: the churn of a full subnet must not grow a map.
+   */
+  private readonly takenAt = new Map<bigint, number>();
   private readonly releasedAt = new Map<bigint, number>();
-  // Cooling addresses by release time, as parallel arrays read from qHead. Entries whose
-  // time no longer matches `releasedAt` are stale and skipped (lazy deletion).
-  private qIp: bigint[] = [];
-  private qAt: number[] = [];
-  private qHead = 0;
+  private readonly recycledAt = new Map<bigint, number>();
+  private readonly coolingQueue = new ReleaseQueue(this.releasedAt);
+  private readonly recycledQueue = new ReleaseQueue(this.recycledAt);
   private readonly outside = new Set<string>();
 
-  /** Throws IpamError "Invalid" for a malformed spec. */
-  constructor(subnet: string, spec: AllocatorSpec) {
+  /** Throws IpamError "Invalid" for a malformed spec or options. */
+  constructor(subnet: string, spec: AllocatorSpec, options: AllocatorOptions = {}) {
     this.subnet = subnet;
     this.pool = new UsablePool(subnet, spec);
+    const invalid = (why: string) =>
+      new IpamError("Invalid", `subnet "${subnet}": ${why}`, { subnet });
     const delay = spec.reuseDelaySeconds ?? DEFAULT_REUSE_DELAY_SECONDS;
     if (typeof delay !== "number" || !Number.isFinite(delay) || delay < 0) {
-      throw new IpamError(
-        "Invalid",
-        `subnet "${subnet}": spec.reuseDelaySeconds must be a number >= 0, got ${String(delay)}`,
-        { subnet },
-      );
+      throw invalid(`spec.reuseDelaySeconds must be a number >= 0, got ${String(delay)}`);
     }
     this.reuseDelaySeconds = delay;
     this.delayMs = delay * 1000;
+    this.scan = options.scan ?? "lowest";
+    if (this.scan !== "lowest" && this.scan !== "random") {
+      throw invalid(`scan must be "lowest" or "random", got ${JSON.stringify(this.scan)}`);
+    }
+    this.random = options.random ?? cryptoRandomBigInt;
+    this.maxRecycled = options.maxRecycled ?? DEFAULT_MAX_RECYCLED;
+    if (!Number.isInteger(this.maxRecycled) || this.maxRecycled < 0) {
+      throw invalid(`maxRecycled must be a whole number >= 0, got ${String(options.maxRecycled)}`);
+    }
     this.fresh = new IntervalSet(this.pool.intervals);
   }
 
@@ -103,7 +181,7 @@ export class SubnetAllocator {
     return this.pool.total - BigInt(this.held.size);
   }
 
-  /** Released addresses still known (cooling or reusable); part of `free`. */
+  /** Addresses with a Released lease (cooling or reusable); part of `free`. */
   get releasedCount(): number {
     return this.releasedAt.size;
   }
@@ -122,34 +200,23 @@ export class SubnetAllocator {
     return [...this.outside].sort();
   }
 
-  /** Fragmentation of the free pool (number of free intervals), for metrics and benchmarks. */
+  /** Fragmentation of the fresh pool (number of intervals), for metrics and benchmarks. */
   get freeIntervals(): number {
     return this.fresh.intervalCount;
   }
 
   /**
-   * Takes the next address and marks it allocated: the lowest never-leased one, else the
-   * least recently released one whose reuse delay has passed. A Released lease may still
-   * exist for the latter: take it over with a compare-and-swap update instead of a create.
-   * Throws IpamError "Exhausted".
+   * Takes the next address and marks it allocated: a fresh (never released) one if any, the
+   * lowest or from a random start (`scan`); else the least recently released one that is
+   * recycled (no lease any more) or whose Released lease has passed its reuse delay. A
+   * Released lease may still exist for the latter: take it over with a compare-and-swap
+   * update instead of a create. Throws IpamError "Exhausted".
    */
   next(now: Clock = Date.now()): string {
-    let fresh = this.fresh.popMin();
-    // Only an IPv6 prefix shorter than /64 keeps unusable (RFC 2526) addresses in `fresh`.
-    while (fresh !== undefined && this.pool.periodicAnycast && !this.pool.contains(fresh))
-      fresh = this.fresh.popMin();
-    if (fresh !== undefined) {
-      this.held.add(fresh);
-      return this.format(fresh);
-    }
     const nowMs = toMs(now);
-    if (this.peek() && this.qAt[this.qHead] + this.delayMs <= nowMs) {
-      const ip = this.qIp[this.qHead++];
-      this.releasedAt.delete(ip);
-      this.held.add(ip);
-      return this.format(ip);
-    }
-    throw this.exhausted(nowMs);
+    const v = this.takeFresh() ?? this.takeReused(nowMs);
+    if (v === undefined) throw this.exhausted(nowMs);
+    return this.format(v);
   }
 
   /** Allocates one given address (a fixed IP). Throws OutsidePool, Taken, Cooling or Invalid. */
@@ -165,9 +232,10 @@ export class SubnetAllocator {
   }
 
   /**
-   * Allocates one address of a pool list (the comma-separated `macvlan.dev/ip` annotation):
-   * never-leased entries first, in the order given, then the least recently released entry
-   * whose delay has passed. Every entry must be valid and usable: a typo fails loudly.
+   * Allocates one address of a pool list (the comma-separated `macvlan.dev/ip` annotation)
+   * in the order next() uses: fresh entries first, in the order given, then the least
+   * recently released entry that is recycled or past its delay. Every entry must be valid
+   * and usable: a typo fails loudly.
    */
   allocateFrom(ips: readonly string[], now: Clock = Date.now()): string {
     if (ips.length === 0) {
@@ -181,37 +249,15 @@ export class SubnetAllocator {
       if (!this.pool.containsIp(p)) throw this.outsidePool(ip, p);
       return p;
     });
-    const free = parsed.find(p => this.fresh.has(p.value));
-    let pick = free?.value;
-    if (pick === undefined) {
-      let bestAt = Infinity;
-      for (const { value } of parsed) {
-        const at = this.releasedAt.get(value);
-        if (at === undefined || at + this.delayMs > nowMs) continue;
-        if (at < bestAt || (at === bestAt && pick !== undefined && value < pick)) {
-          bestAt = at;
-          pick = value;
-        }
-      }
+    let pick: bigint | undefined;
+    let best: Rank | undefined;
+    for (const { value } of parsed) {
+      const r = this.rank(value, nowMs);
+      if (r && (!best || before(r, best))) [pick, best] = [value, r];
     }
-    if (pick !== undefined) {
-      this.take(pick);
-      return this.format(pick);
-    }
-    const states = parsed.map((p, i) => {
-      const at = this.releasedAt.get(p.value);
-      return at === undefined
-        ? `${ips[i]} is leased (${leaseName(this.subnet, ips[i])})`
-        : `${ips[i]} is cooling until ${iso(at + this.delayMs)}`;
-    });
-    const anyCooling = parsed.some(p => this.releasedAt.has(p.value));
-    throw new IpamError(
-      anyCooling ? "Cooling" : "Taken",
-      `no IP of the pool list is free in subnet "${this.subnet}": ${[...new Set(states)].join("; ")}. ` +
-        (anyCooling ? "Retry after the cooling time, add" : "Add") +
-        " more IPs to the list, or free one by deleting the pod that holds it",
-      { subnet: this.subnet, ip: ips.join(",") },
-    );
+    if (pick === undefined) throw this.noneOfList(ips, parsed);
+    this.take(pick);
+    return this.format(pick);
   }
 
   /** The apiserver says a Reserved/Bound lease holds this address (e.g. AlreadyExists). */
@@ -237,24 +283,34 @@ export class SubnetAllocator {
     }
     const at = toMs(releasedAt);
     const v = p.value;
-    this.held.delete(v);
-    this.fresh.delete(v);
     const prev = this.releasedAt.get(v);
     if (prev !== undefined && prev >= at) return;
+    if (prev === undefined && !this.held.delete(v) && !this.recycledAt.delete(v))
+      this.fresh.delete(v);
+    this.takenAt.delete(v);
     this.releasedAt.set(v, at);
-    this.enqueue(v, at);
+    this.coolingQueue.push(v, at);
   }
 
-  /** The lease object is gone (deleted, or a create failed): the address is free at once. */
+  /**
+   * The lease object is gone (deleted, or a create failed): the address is free at once. A
+   * Released lease deleted after its delay keeps its place in the reuse order (recycled), and
+   * so does a reused candidate given back soon after next() or allocate() handed it out (dry
+   * run, failed create); any other address is fresh again.
+   */
   forget(ip: string): void {
     const p = this.parse(ip);
     if (!this.pool.containsIp(p)) {
       this.outside.delete(this.format(p.value, p));
       return;
     }
-    this.held.delete(p.value);
-    this.releasedAt.delete(p.value);
-    this.fresh.add(p.value);
+    const v = p.value;
+    const at = this.releasedAt.get(v) ?? this.takenAt.get(v) ?? this.recycledAt.get(v);
+    this.held.delete(v);
+    this.takenAt.delete(v);
+    this.releasedAt.delete(v);
+    if (at === undefined) this.fresh.add(v);
+    else this.recycle(v, at);
   }
 
   stateOf(ip: string, now: Clock = Date.now()): IpState {
@@ -269,12 +325,15 @@ export class SubnetAllocator {
   /**
    * Replaces the state with the one the leases describe. Released leases without a valid
    * releasedAt cool from `now` (the safe side). Never throws for bad lease data: it reports it.
+   * What only this allocator knew (recycled addresses, whose leases are gone) is forgotten.
    */
   rebuild(leases: Iterable<LeaseRecord>, now: Clock = Date.now()): RebuildReport {
     const nowMs = toMs(now);
     const report: RebuildReport = { outside: [], invalid: [], duplicates: [] };
     this.held.clear();
+    this.takenAt.clear();
     this.releasedAt.clear();
+    this.recycledAt.clear();
     this.outside.clear();
     const seen = new Set<bigint>();
     for (const lease of leases) {
@@ -295,12 +354,7 @@ export class SubnetAllocator {
         this.held.add(v);
         this.releasedAt.delete(v);
       } else if (!this.held.has(v)) {
-        let at: number;
-        try {
-          at = lease.releasedAt === undefined ? nowMs : toMs(lease.releasedAt);
-        } catch {
-          at = nowMs;
-        }
+        const at = releaseTime(lease, nowMs);
         const prev = this.releasedAt.get(v);
         if (prev === undefined || at > prev) this.releasedAt.set(v, at);
       }
@@ -311,11 +365,8 @@ export class SubnetAllocator {
     // Free = usable − leased, in one sweep over the sorted leased addresses.
     const leased = [...seen].sort(compareBigInt);
     this.fresh = new IntervalSet(subtract(this.pool.intervals, pointsToIntervals(leased)));
-
-    const cooling = [...this.releasedAt].sort((a, b) => a[1] - b[1] || compareBigInt(a[0], b[0]));
-    this.qIp = cooling.map(c => c[0]);
-    this.qAt = cooling.map(c => c[1]);
-    this.qHead = 0;
+    this.coolingQueue.reset([...this.releasedAt].sort(byTime));
+    this.recycledQueue.reset([]);
     return report;
   }
 
@@ -342,57 +393,97 @@ export class SubnetAllocator {
 
   /** Moves a usable, not held address to held, whatever its current state. */
   private take(v: bigint): void {
-    this.fresh.delete(v);
+    const at = this.releasedAt.get(v) ?? this.recycledAt.get(v);
+    if (at === undefined) this.fresh.delete(v);
     this.releasedAt.delete(v);
+    this.recycledAt.delete(v);
     this.held.add(v);
+    if (at !== undefined) this.rememberTaken(v, at);
   }
 
-  /** True when a live queue entry is at qHead (stale ones are skipped). */
-  private peek(): boolean {
-    while (
-      this.qHead < this.qIp.length &&
-      this.releasedAt.get(this.qIp[this.qHead]) !== this.qAt[this.qHead]
-    ) {
-      this.qHead++;
+  private rememberTaken(v: bigint, at: number): void {
+    this.takenAt.set(v, at);
+    if (this.takenAt.size > TAKEN_MEMORY) this.takenAt.delete(this.takenAt.keys().next().value!);
+  }
+
+  /** Puts a free address that was released at `at` into the reuse order. */
+  private recycle(v: bigint, at: number): void {
+    if (this.recycledAt.get(v) === at) return;
+    this.recycledAt.set(v, at);
+    this.recycledQueue.push(v, at);
+    // Past the limit the oldest recycled addresses become fresh again: they would have come
+    // back first anyway, and memory stays bounded where fresh addresses never run out.
+    while (this.recycledAt.size > this.maxRecycled && this.recycledQueue.peek()) {
+      const old = this.recycledQueue.headIp;
+      this.recycledQueue.shift();
+      this.recycledAt.delete(old);
+      this.fresh.add(old);
     }
-    if (this.qHead > 1024 && this.qHead * 2 > this.qIp.length) this.compact();
-    return this.qHead < this.qIp.length;
   }
 
-  private enqueue(v: bigint, at: number): void {
-    const n = this.qIp.length;
-    if (this.qHead === n || at >= this.qAt[n - 1]) {
-      this.qIp.push(v);
-      this.qAt.push(at);
-    } else {
-      // Out-of-order release time (rare): insert after every entry with time <= at.
-      let lo = this.qHead;
-      let hi = n;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (this.qAt[mid] <= at) lo = mid + 1;
-        else hi = mid;
+  /** Takes a fresh address (see `scan`), or undefined when there is none. */
+  private takeFresh(): bigint | undefined {
+    for (;;) {
+      let v: bigint | undefined;
+      if (this.scan === "random" && this.fresh.size > 0n) {
+        const start = this.pool.addressAt(this.random(this.pool.span));
+        v = this.fresh.ceiling(start) ?? this.fresh.min();
+        if (v !== undefined) this.fresh.delete(v);
+      } else {
+        v = this.fresh.popMin();
       }
-      this.qIp.splice(lo, 0, v);
-      this.qAt.splice(lo, 0, at);
-    }
-    // Stale entries accumulate when cooling addresses are taken or forgotten: drop them
-    // once they outnumber the live ones, so memory follows the leases.
-    if (this.qIp.length - this.qHead > 2 * this.releasedAt.size + 1024) this.compact();
-  }
-
-  private compact(): void {
-    const ips: bigint[] = [];
-    const ats: number[] = [];
-    for (let i = this.qHead; i < this.qIp.length; i++) {
-      if (this.releasedAt.get(this.qIp[i]) === this.qAt[i]) {
-        ips.push(this.qIp[i]);
-        ats.push(this.qAt[i]);
+      if (v === undefined) return undefined;
+      // Only an IPv6 prefix shorter than /64 keeps unusable (RFC 2526) addresses in `fresh`:
+      // drop them on the way.
+      if (!this.pool.periodicAnycast || this.pool.contains(v)) {
+        this.held.add(v);
+        return v;
       }
     }
-    this.qIp = ips;
-    this.qAt = ats;
-    this.qHead = 0;
+  }
+
+  /** Takes the least recently released address that is recycled or past its reuse delay. */
+  private takeReused(nowMs: number): bigint | undefined {
+    const r = this.recycledQueue.peek();
+    const c = this.coolingQueue.peek() && this.coolingQueue.headAt + this.delayMs <= nowMs;
+    if (!r && !c) return undefined;
+    // On a tie the recycled one: it has no lease left, so its create will not conflict.
+    const recycled = r && (!c || this.recycledQueue.headAt <= this.coolingQueue.headAt);
+    const queue = recycled ? this.recycledQueue : this.coolingQueue;
+    const v = queue.headIp;
+    this.rememberTaken(v, queue.headAt);
+    queue.shift();
+    (recycled ? this.recycledAt : this.releasedAt).delete(v);
+    this.held.add(v);
+    return v;
+  }
+
+  /** Where a usable address stands in next()'s order; undefined when it cannot be taken now. */
+  private rank(v: bigint, nowMs: number): Rank | undefined {
+    if (this.held.has(v)) return undefined;
+    const released = this.releasedAt.get(v);
+    if (released !== undefined) {
+      return released + this.delayMs <= nowMs ? { tier: 1, at: released } : undefined;
+    }
+    const recycled = this.recycledAt.get(v);
+    return recycled === undefined ? { tier: 0 } : { tier: 1, at: recycled };
+  }
+
+  private noneOfList(ips: readonly string[], parsed: readonly ParsedIp[]): IpamError {
+    const states = parsed.map((p, i) => {
+      const at = this.releasedAt.get(p.value);
+      return at === undefined
+        ? `${ips[i]} is leased (${leaseName(this.subnet, ips[i])})`
+        : `${ips[i]} is cooling until ${iso(at + this.delayMs)}`;
+    });
+    const anyCooling = parsed.some(p => this.releasedAt.has(p.value));
+    return new IpamError(
+      anyCooling ? "Cooling" : "Taken",
+      `no IP of the pool list is free in subnet "${this.subnet}": ${[...new Set(states)].join("; ")}. ` +
+        (anyCooling ? "Retry after the cooling time, add" : "Add") +
+        " more IPs to the list, or free one by deleting the pod that holds it",
+      { subnet: this.subnet, ip: ips.join(",") },
+    );
   }
 
   private outsidePool(ip: string, p: ParsedIp): IpamError {
@@ -432,8 +523,8 @@ export class SubnetAllocator {
       );
     }
     let when = "";
-    if (this.releasedAt.size > 0 && this.peek()) {
-      const next = this.qAt[this.qHead] + this.delayMs;
+    if (this.releasedAt.size > 0 && this.coolingQueue.peek()) {
+      const next = this.coolingQueue.headAt + this.delayMs;
       when = `, ${this.releasedAt.size} of them released and cooling (the first is reusable at ${iso(Math.max(next, nowMs))})`;
     }
     return new IpamError(
@@ -443,5 +534,22 @@ export class SubnetAllocator {
         `(kubectl get mvl -l ${LABEL_SUBNET}=${this.subnet})`,
       { subnet: this.subnet },
     );
+  }
+}
+
+/** True when rank a comes strictly before rank b. */
+const before = (a: Rank, b: Rank): boolean =>
+  a.tier !== b.tier ? a.tier < b.tier : a.tier === 1 && b.tier === 1 && a.at < b.at;
+
+const byTime = (a: readonly [bigint, number], b: readonly [bigint, number]): number =>
+  a[1] - b[1] || compareBigInt(a[0], b[0]);
+
+/** A Released lease's time; a missing or unreadable one cools from now (the safe side). */
+function releaseTime(lease: LeaseRecord, nowMs: number): number {
+  if (lease.releasedAt === undefined) return nowMs;
+  try {
+    return toMs(lease.releasedAt);
+  } catch {
+    return nowMs;
   }
 }

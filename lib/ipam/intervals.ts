@@ -162,6 +162,17 @@ export class IntervalSet {
     return x;
   }
 
+  /** The lowest address >= x, or undefined when there is none (binary searches only). */
+  ceiling(x: bigint): bigint | undefined {
+    const ci = this.chunkFor(x);
+    if (ci < 0) return this.min();
+    const c = this.chunks[ci];
+    const j = lastAtMost(c.s, x);
+    if (c.e[j] >= x) return x;
+    if (j + 1 < c.s.length) return c.s[j + 1];
+    return ci + 1 < this.chunks.length ? this.chunks[ci + 1].s[0] : undefined;
+  }
+
   has(x: bigint): boolean {
     const ci = this.chunkFor(x);
     if (ci < 0) return false;

@@ -2,22 +2,23 @@ import test from "ava";
 import {
   IpamError,
   SubnetAllocator,
+  cryptoRandomBigInt,
   isIpamError,
+  type AllocatorOptions,
   type AllocatorSpec,
   type IpamErrorCode,
 } from "../../lib/ipam";
 
 const T0 = Date.parse("2025-01-01T00:00:00Z");
 const sec = (s: number) => T0 + s * 1000;
-const lan = (extra: Partial<AllocatorSpec> = {}) =>
-  new SubnetAllocator("lan", {
-    cidr: "198.18.100.0/24",
-    gateway: "198.18.100.1",
-    reuseDelaySeconds: 30,
-    ...extra,
-  });
-const small = (n: number, extra: Partial<AllocatorSpec> = {}) =>
-  lan({ ranges: [{ start: "198.18.100.10", end: `198.18.100.${9 + n}` }], ...extra });
+const lan = (extra: Partial<AllocatorSpec> = {}, options?: AllocatorOptions) =>
+  new SubnetAllocator(
+    "lan",
+    { cidr: "198.18.100.0/24", gateway: "198.18.100.1", reuseDelaySeconds: 30, ...extra },
+    options,
+  );
+const small = (n: number, extra: Partial<AllocatorSpec> = {}, options?: AllocatorOptions) =>
+  lan({ ranges: [{ start: "198.18.100.10", end: `198.18.100.${9 + n}` }], ...extra }, options);
 
 const fails = (
   t: import("ava").ExecutionContext,
@@ -238,6 +239,94 @@ test("reuse prefers the least recently released address", t => {
   t.is(a.next(sec(14)), "198.18.100.11");
 });
 
+test("reuse prefers the least recently released address after its Released lease is deleted", t => {
+  // The lease lifecycle deletes a Released lease once its delay has passed (forget): the
+  // address must keep its place in the reuse order, not go back to lowest-first.
+  const a = small(4, { reuseDelaySeconds: 10 });
+  for (let i = 0; i < 4; i++) a.next(T0);
+  a.release("198.18.100.12", sec(1)); // the older release
+  a.release("198.18.100.10", sec(2));
+  a.release("198.18.100.13", sec(3));
+  a.forget("198.18.100.10"); // expired and deleted, in any order
+  a.forget("198.18.100.12");
+  t.is(a.stateOf("198.18.100.12", sec(20)), "free");
+  t.is(a.next(sec(20)), "198.18.100.12");
+  t.is(a.next(sec(20)), "198.18.100.10");
+  t.is(a.next(sec(20)), "198.18.100.13", "a Released lease past its delay, in release order");
+  fails(t, () => a.next(sec(20)), "Exhausted");
+});
+
+test("fresh addresses go first; reuse mixes deleted and Released leases by release time", t => {
+  const a = small(5, { reuseDelaySeconds: 10 });
+  for (let i = 0; i < 3; i++) a.next(T0); // .10 .11 .12; .13 and .14 stay fresh
+  a.release("198.18.100.11", sec(1));
+  a.release("198.18.100.10", sec(2));
+  a.release("198.18.100.12", sec(3));
+  a.forget("198.18.100.10");
+  a.forget("198.18.100.12");
+  t.deepEqual(
+    [a.next(sec(5)), a.next(sec(5))],
+    ["198.18.100.13", "198.18.100.14"],
+    "never-used addresses first (README: a released IP waits)",
+  );
+  // .11 (released at 1) is still cooling at 5: the recycled .10 and .12 come first.
+  t.is(a.next(sec(5)), "198.18.100.10");
+  t.is(a.next(sec(11)), "198.18.100.11", "at 11 the oldest release, .11, is reusable");
+  t.is(a.next(sec(11)), "198.18.100.12");
+});
+
+test("a reused candidate given back (dry run, failed create) keeps its place", t => {
+  const a = small(3, { reuseDelaySeconds: 0 });
+  for (let i = 0; i < 3; i++) a.next(T0);
+  a.release("198.18.100.12", sec(1));
+  a.release("198.18.100.10", sec(2));
+  a.forget("198.18.100.12");
+  a.forget("198.18.100.10");
+  const ip = a.next(sec(3));
+  t.is(ip, "198.18.100.12");
+  a.forget(ip); // the create failed: nothing was leased
+  t.is(a.next(sec(3)), "198.18.100.12", "still the least recently released");
+  t.is(a.next(sec(3)), "198.18.100.10");
+  // Allocated again and released anew: the new time counts.
+  a.release("198.18.100.12", sec(9));
+  a.release("198.18.100.10", sec(8));
+  t.is(a.next(sec(9)), "198.18.100.10");
+});
+
+test("allocateFrom and next() share one order", t => {
+  const a = small(4, { reuseDelaySeconds: 10 });
+  for (let i = 0; i < 4; i++) a.next(T0);
+  a.release("198.18.100.13", sec(1));
+  a.release("198.18.100.12", sec(2));
+  a.forget("198.18.100.12");
+  a.forget("198.18.100.13");
+  t.is(a.allocateFrom(["198.18.100.12", "198.18.100.13"], sec(3)), "198.18.100.13");
+});
+
+test("recycled addresses are bounded: past maxRecycled the oldest become fresh", t => {
+  const a = new SubnetAllocator(
+    "lan",
+    { cidr: "198.18.100.0/24", ranges: [{ start: "198.18.100.10", end: "198.18.100.14" }] },
+    { maxRecycled: 2 },
+  );
+  for (let i = 0; i < 4; i++) a.next(T0); // .14 stays fresh
+  a.release("198.18.100.13", sec(1));
+  a.release("198.18.100.12", sec(2));
+  a.release("198.18.100.11", sec(3));
+  for (const ip of ["198.18.100.13", "198.18.100.12", "198.18.100.11"]) a.forget(ip);
+  // .13, the oldest, is fresh again (lowest fresh first); .12 and .11 keep their order.
+  t.deepEqual(
+    [a.next(sec(100)), a.next(sec(100)), a.next(sec(100)), a.next(sec(100))],
+    ["198.18.100.13", "198.18.100.14", "198.18.100.12", "198.18.100.11"],
+  );
+  fails(
+    t,
+    () => new SubnetAllocator("lan", { cidr: "198.18.100.0/24" }, { maxRecycled: -1 }),
+    "Invalid",
+    /maxRecycled/,
+  );
+});
+
 test("release with an earlier time than queued ones still keeps the order", t => {
   const a = small(3, { reuseDelaySeconds: 10 });
   for (let i = 0; i < 3; i++) a.next(T0);
@@ -422,4 +511,82 @@ test("an IPv4-mapped IPv6 address is never leased, even from a CIDR that covers 
   );
   fails(t, () => a.allocateFrom(["::ffff:c612:6407"], T0), "Invalid");
   t.deepEqual(a.rebuild([{ ip: "::ffff:198.18.100.7" }], T0).invalid, ["::ffff:198.18.100.7"]);
+});
+
+/** A random source that returns the given values in turn (then repeats the last). */
+const scripted = (...values: bigint[]) => {
+  const bounds: bigint[] = [];
+  const random = (bound: bigint) => {
+    bounds.push(bound);
+    return values.length > 1 ? values.shift()! : values[0];
+  };
+  return { random, bounds };
+};
+
+test("scan: random starts at a random usable address, goes up and wraps around", t => {
+  const { random, bounds } = scripted(100n, 100n, 252n, 252n);
+  const a = lan({}, { scan: "random", random });
+  t.is(a.scan, "random");
+  t.is(a.next(T0), "198.18.100.102", "the 101st usable address (.2 is the first)");
+  a.markAllocated("198.18.100.103");
+  t.is(a.next(T0), "198.18.100.104", "taken ones are stepped over");
+  t.is(a.next(T0), "198.18.100.254");
+  t.is(a.next(T0), "198.18.100.2", "past the top it wraps to the lowest free address");
+  t.deepEqual(new Set(bounds), new Set([253n]), "uniform over the 253 usable addresses");
+  t.is(lan().scan, "lowest", "deterministic by default");
+  fails(
+    t,
+    () => lan({}, { scan: "middle" as unknown as "lowest" }),
+    "Invalid",
+    /scan must be "lowest" or "random"/,
+  );
+});
+
+test("scan: random never hands out reserved addresses and still reuses least recently released", t => {
+  const wide = new SubnetAllocator(
+    "v6",
+    {
+      cidr: "2001:db8::/48",
+      ranges: [{ start: "2001:db8:0:7:fdff:ffff:ffff:ff7f", end: "2001:db8:0:7:fe00::" }],
+    },
+    { scan: "random", random: () => 1n }, // lands on the first RFC 2526 address
+  );
+  t.is(wide.next(T0), "2001:db8:0:7:fe00::");
+  t.is(wide.next(T0), "2001:db8:0:7:fdff:ffff:ffff:ff7f");
+  fails(t, () => wide.next(T0), "Exhausted");
+
+  const a = small(3, { reuseDelaySeconds: 0 }, { scan: "random", random: () => 1n });
+  t.deepEqual(
+    [a.next(T0), a.next(T0), a.next(T0)],
+    ["198.18.100.11", "198.18.100.12", "198.18.100.10"],
+  );
+  a.release("198.18.100.12", sec(1));
+  a.release("198.18.100.10", sec(2));
+  t.is(a.next(sec(3)), "198.18.100.12");
+});
+
+test("scan: random makes two replicas with the same view rarely propose the same address", t => {
+  // Two admission replicas each admit a burst of 20 pods from the same empty /24.
+  const seeded = (seed: number) => (bound: bigint) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return BigInt(seed) % bound;
+  };
+  const burst = (a: SubnetAllocator) => new Set(Array.from({ length: 20 }, () => a.next(T0)));
+  const overlap = (x: Set<string>, y: Set<string>) => [...x].filter(ip => y.has(ip)).length;
+  t.is(overlap(burst(lan()), burst(lan())), 20, "lowest-first: every proposal collides");
+  const r1 = burst(lan({}, { scan: "random", random: seeded(1) }));
+  const r2 = burst(lan({}, { scan: "random", random: seeded(2) }));
+  t.true(overlap(r1, r2) <= 5, `random start: ${overlap(r1, r2)} of 20 collide`);
+});
+
+test("cryptoRandomBigInt is uniform enough and stays below its bound, up to 2^128", t => {
+  for (const bound of [1n, 2n, 253n, 1n << 64n, (1n << 128n) - 1n]) {
+    for (let i = 0; i < 200; i++) {
+      const x = cryptoRandomBigInt(bound);
+      t.true(x >= 0n && x < bound);
+    }
+  }
+  const seen = new Set(Array.from({ length: 400 }, () => cryptoRandomBigInt(4n)));
+  t.is(seen.size, 4);
+  t.throws(() => cryptoRandomBigInt(0n), { instanceOf: RangeError });
 });

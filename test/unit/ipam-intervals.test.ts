@@ -116,6 +116,7 @@ test("IntervalSet matches a Set model under random operations", t => {
     fc.record({ k: fc.constant("add" as const), x: fc.integer({ min: 0, max: 3000 }) }),
     fc.record({ k: fc.constant("del" as const), x: fc.integer({ min: 0, max: 3000 }) }),
     fc.record({ k: fc.constant("pop" as const), x: fc.constant(0) }),
+    fc.record({ k: fc.constant("ceil" as const), x: fc.integer({ min: -5, max: 3005 }) }),
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 3000 }), ops => {
@@ -131,6 +132,11 @@ test("IntervalSet matches a Set model under random operations", t => {
         } else if (k === "del") {
           if (s.delete(BigInt(x)) !== model.has(x)) return false;
           model.delete(x);
+        } else if (k === "ceil") {
+          const above = [...model].filter(m => m >= x);
+          const want = above.length ? Math.min(...above) : undefined;
+          const got = s.ceiling(BigInt(x));
+          if ((got === undefined ? undefined : Number(got)) !== want) return false;
         } else {
           const min = model.size ? Math.min(...model) : undefined;
           const got = s.popMin();

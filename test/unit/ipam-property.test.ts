@@ -1,6 +1,7 @@
 // Model-based property test: random allocate / release / forget / markAllocated / rebuild
 // sequences on small random subnets, with a fake clock, checked step by step against a
-// plain model (a Map of leases) and a brute-force usable set.
+// plain model (a Map of leases, plus the release times of addresses whose lease is gone)
+// and a brute-force usable set.
 import test from "ava";
 import fc from "fast-check";
 import {
@@ -94,7 +95,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 interface Lease {
   released: boolean;
-  at: number;
+  /** Released: the release time; held: the last release time known before it was taken. */
+  at?: number;
 }
 
 const codeOf = (fn: () => unknown): string => {
@@ -116,15 +118,32 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
         let now = Date.parse("2025-01-01T00:00:00Z");
         let a = new SubnetAllocator("prop", spec);
         const leases = new Map<string, Lease>(); // inside the usable set
+        const recycled = new Map<string, number>(); // no lease, released at
         const outside = new Set<string>(); // Reserved/Bound leases outside it
         const cmp = (x: string, y: string) => (ipToBigInt(x) < ipToBigInt(y) ? -1 : 1);
-        const fresh = () => [...usable].filter(ip => !leases.has(ip)).sort(cmp);
-        const cooled = () => [...leases].filter(([, l]) => l.released && l.at + delayMs <= now);
+        const fresh = () =>
+          [...usable].filter(ip => !leases.has(ip) && !recycled.has(ip)).sort(cmp);
+        const isCooled = (l: Lease | undefined) => !!l?.released && l.at! + delayMs <= now;
+        /** Reusable now: recycled, or Released past the delay; with the release time. */
+        const reusable = (): [string, number][] => [
+          ...recycled,
+          ...[...leases]
+            .filter(([, l]) => isCooled(l))
+            .map(([ip, l]): [string, number] => [ip, l.at!]),
+        ];
         const held = () => [...leases].filter(([, l]) => !l.released).map(([ip]) => ip);
         const check = (cond: boolean, what: string) => {
           if (!cond) throw new Error(`${what} (ops: ${JSON.stringify(ops)})`);
         };
-        const take = (ip: string) => leases.set(ip, { released: false, at: 0 });
+        /** The last release time known for a usable address without a held lease. */
+        const history = (ip: string) => {
+          const l = leases.get(ip);
+          return l ? l.at : recycled.get(ip);
+        };
+        const take = (ip: string) => {
+          leases.set(ip, { released: false, at: history(ip) });
+          recycled.delete(ip);
+        };
         const pick = (o: number, p: Pick) => {
           const from = p === "held" ? held() : p === "lease" ? [...leases.keys()] : [];
           return from.length ? from[o % from.length] : at(o);
@@ -134,15 +153,15 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
           switch (op.k) {
             case "next": {
               const f = fresh();
-              const c = cooled();
+              const c = reusable();
               if (f.length) {
-                check(a.next(now) === f[0], "next takes the lowest never-leased address");
+                check(a.next(now) === f[0], "next takes the lowest fresh address");
                 take(f[0]);
               } else if (c.length) {
-                const minAt = Math.min(...c.map(([, l]) => l.at));
+                const minAt = Math.min(...c.map(([, t]) => t));
                 const ip = a.next(now);
                 check(
-                  c.some(([cip, l]) => cip === ip && l.at === minAt),
+                  c.some(([cip, t]) => cip === ip && t === minAt),
                   "next reuses the least recently released",
                 );
                 take(ip);
@@ -158,7 +177,7 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
                 ? "OutsidePool"
                 : l && !l.released
                   ? "Taken"
-                  : l && l.at + delayMs > now
+                  : l && l.at! + delayMs > now
                     ? "Cooling"
                     : "ok";
               check(codeOf(() => a.allocate(ip, now)) === expected, `allocate ${ip}: ${expected}`);
@@ -168,13 +187,16 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
             case "from": {
               const ips = op.os.map(at);
               let expected: string;
-              const f = ips.find(ip => usable.has(ip) && !leases.has(ip));
+              const f = ips.find(ip => usable.has(ip) && !leases.has(ip) && !recycled.has(ip));
+              const timeOf = (ip: string) =>
+                recycled.get(ip) ?? (isCooled(leases.get(ip)) ? leases.get(ip)!.at : undefined);
               const c = ips
-                .filter(ip => leases.get(ip)?.released && leases.get(ip)!.at + delayMs <= now)
-                .sort((x, y) => leases.get(x)!.at - leases.get(y)!.at || cmp(x, y));
+                .map((ip, i) => ({ ip, i, t: timeOf(ip) }))
+                .filter(x => x.t !== undefined)
+                .sort((x, y) => x.t! - y.t! || x.i - y.i);
               if (ips.some(ip => !usable.has(ip))) expected = "OutsidePool";
               else if (f) expected = f;
-              else if (c.length) expected = c[0];
+              else if (c.length) expected = c[0].ip;
               else expected = ips.some(ip => leases.get(ip)?.released) ? "Cooling" : "Taken";
               let got: string;
               try {
@@ -194,14 +216,19 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
                 const l = leases.get(ip);
                 leases.set(ip, {
                   released: true,
-                  at: l?.released ? Math.max(l.at, releasedAt) : releasedAt,
+                  at: l?.released ? Math.max(l.at!, releasedAt) : releasedAt,
                 });
+                recycled.delete(ip);
               } else outside.delete(ip);
               break;
             }
             case "forget": {
               const ip = pick(op.o, op.pick);
               a.forget(ip);
+              if (usable.has(ip)) {
+                const t = history(ip);
+                if (t !== undefined) recycled.set(ip, t);
+              }
               leases.delete(ip);
               outside.delete(ip);
               break;
@@ -209,8 +236,9 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
             case "mark": {
               const ip = at(op.o);
               a.markAllocated(ip);
-              if (usable.has(ip)) leases.set(ip, { released: false, at: 0 });
-              else outside.add(ip);
+              if (usable.has(ip)) {
+                if (!leases.has(ip) || leases.get(ip)!.released) take(ip);
+              } else outside.add(ip);
               break;
             }
             case "tick":
@@ -222,13 +250,16 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
                   ? {
                       ip,
                       phase: "Released",
-                      releasedAt: i % 2 ? new Date(l.at) : new Date(l.at).toISOString(),
+                      releasedAt: i % 2 ? new Date(l.at!) : new Date(l.at!).toISOString(),
                     }
                   : { ip, phase: i % 3 === 0 ? undefined : i % 3 === 1 ? "Reserved" : "Bound" },
               );
               for (const ip of outside) records.push({ ip, phase: "Bound" });
               a = new SubnetAllocator("prop", spec);
               const report = a.rebuild(records.reverse(), now);
+              // Only the leases survive: recycled addresses and held histories are forgotten.
+              recycled.clear();
+              for (const l of leases.values()) if (!l.released) l.at = undefined;
               check(report.outside.length === outside.size, "rebuild reports outside leases");
               break;
             }
@@ -248,7 +279,7 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
             ? "free"
             : !l.released
               ? "allocated"
-              : l.at + delayMs <= now
+              : l.at! + delayMs <= now
                 ? "reusable"
                 : "cooling";
           check(s === want, `state of ${ip}: ${want}, got ${s}`);
@@ -280,7 +311,7 @@ test("allocator never double-allocates, never leaves the pool, never loses an ad
   t.pass();
 });
 
-test("reuse order: never-leased first, then by release time, also after a rebuild", t => {
+test("reuse order: fresh first, then by release time (lease deleted or not), also after a rebuild", t => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 40 }),
@@ -300,27 +331,31 @@ test("reuse order: never-leased first, then by release time, also after a rebuil
         let a = new SubnetAllocator("lru", spec);
         const ips = Array.from({ length: n }, () => a.next(T0));
         // Release in address order with shuffled times, some twice (a replayed event: the
-        // later time counts); forget some (lease deleted).
+        // later time counts); forget some (the Released lease is deleted: recycled).
         const releasedAt = new Map<string, number>();
+        const leaseGone = new Set<string>();
         ips.forEach((ip, i) => {
           const { at, again, forget } = plan[i];
           a.release(ip, T0 + at * 1000);
           if (again !== null) a.release(ip, T0 + again * 1000);
-          if (forget) a.forget(ip);
-          else releasedAt.set(ip, T0 + Math.max(at, again ?? 0) * 1000);
+          releasedAt.set(ip, T0 + Math.max(at, again ?? 0) * 1000);
+          if (forget) {
+            a.forget(ip);
+            leaseGone.add(ip);
+          }
         });
         if (rebuild) {
+          // A new allocator knows the Released leases only: the recycled ones are fresh to it.
           a = new SubnetAllocator("lru", spec);
           a.rebuild(
-            [...releasedAt].map(([ip, at]) => ({
-              ip,
-              phase: "Released" as const,
-              releasedAt: new Date(at),
-            })),
+            [...releasedAt]
+              .filter(([ip]) => !leaseGone.has(ip))
+              .map(([ip, at]) => ({ ip, phase: "Released" as const, releasedAt: new Date(at) })),
             T0,
           );
         }
-        const forgotten = ips.filter(ip => !releasedAt.has(ip));
+        const fresh = rebuild ? ips.filter(ip => leaseGone.has(ip)) : [];
+        const left = new Set(ips.filter(ip => !fresh.includes(ip)));
         const out: string[] = [];
         for (let s = 0; s <= 20 + delay; s++) {
           const now = T0 + s * 1000;
@@ -332,15 +367,40 @@ test("reuse order: never-leased first, then by release time, also after a rebuil
               break;
             }
             out.push(ip);
-            const at = releasedAt.get(ip);
-            if (at !== undefined && at + delay * 1000 > now) return false; // handed out while cooling
+            if (out.length <= fresh.length) continue;
+            // The least recently released of those reusable now: recycled ones at once,
+            // Released ones after the delay.
+            const ok = (x: string) => leaseGone.has(x) || releasedAt.get(x)! + delay * 1000 <= now;
+            const avail = [...left].filter(ok);
+            if (!left.delete(ip) || !ok(ip)) return false; // twice, or handed out while cooling
+            if (avail.some(x => releasedAt.get(x)! < releasedAt.get(ip)!)) return false;
           }
         }
-        if (out.length !== n) return false;
-        // Forgotten addresses first, lowest first; then non-decreasing release times.
-        if (out.slice(0, forgotten.length).join() !== forgotten.join()) return false;
-        const times = out.slice(forgotten.length).map(ip => releasedAt.get(ip)!);
-        return times.every((x, i) => i === 0 || times[i - 1] <= x);
+        // Fresh ones first, lowest first; every address exactly once.
+        return out.length === n && out.slice(0, fresh.length).join() === fresh.join();
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+test("random scan: every usable address exactly once, whatever the random source", t => {
+  fc.assert(
+    fc.property(
+      specArb,
+      fc.array(fc.nat(), { minLength: 1, maxLength: 50 }),
+      ({ spec, usable }, rolls) => {
+        let i = 0;
+        const random = (bound: bigint) => BigInt(rolls[i++ % rolls.length]) % bound;
+        const a = new SubnetAllocator("rnd", spec, { scan: "random", random });
+        const got = new Set<string>();
+        for (let k = 0; k < usable.size; k++) {
+          const ip = a.next(0);
+          if (!usable.has(ip) || got.has(ip)) return false;
+          got.add(ip);
+        }
+        return codeOf(() => a.next(0)) === "Exhausted" && a.free === 0n;
       },
     ),
     { numRuns: 300 },
