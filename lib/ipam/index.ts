@@ -4,4 +4,5 @@ export * from "./allocator";
 export * from "./errors";
 export * from "./identity";
 export * from "./intervals";
+export * from "./mac";
 export * from "./pool";
