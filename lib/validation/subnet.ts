@@ -36,6 +36,7 @@ import {
   tryParsePrefix,
 } from "../ipam";
 import { isDnsLabel, isValidInterfaceName } from "./names";
+import { effectiveParent } from "./parent";
 
 export type SubnetProblemCode =
   | "required"
@@ -177,7 +178,7 @@ function checkLink(spec: MacvlanSubnetSpec, add: Add) {
       `${q(vlan)} is not a VLAN id: use an integer from 1 to ${VLAN_MAX}, or 0 for untagged`,
     );
   } else if (isInt(vlan) && vlan > 0 && isValidInterfaceName(master)) {
-    const parent = `${master}.${vlan}`;
+    const parent = effectiveParent(spec) ?? master;
     if (parent.length > IFNAME_MAX) {
       add(
         "spec.master",
@@ -553,11 +554,12 @@ function checkOverlaps(
   add: Add,
 ) {
   const name = subnet.metadata?.name;
-  const vlan = spec.vlan ?? DEFAULT_VLAN;
+  // One LAN segment, however it is spelled: {master: eth0, vlan: 100} is eth0.100.
+  const parent = effectiveParent(spec);
   for (const o of others) {
     const os = o.spec;
     if (!os || (name && o.metadata?.name === name)) continue;
-    if (os.master !== spec.master || (os.vlan ?? DEFAULT_VLAN) !== vlan) continue;
+    if (parent === undefined || effectiveParent(os) !== parent) continue;
     const op = tryParsePrefix(os.cidr);
     if (!op || !cidrsOverlap(prefix, op)) continue;
     // One LAN segment carved into several subnets with the same CIDR and disjoint pools is
@@ -570,11 +572,14 @@ function checkOverlaps(
       const theirs = poolOf(o.metadata?.name, os);
       if (!theirs || intersect(mine.intervals, theirs.intervals).length === 0) continue;
     }
-    const where = `master ${spec.master}${vlan ? ` vlan ${vlan}` : ""}`;
+    const spelled =
+      os.master === spec.master
+        ? ""
+        : ` (it names master ${os.master}, vlan ${os.vlan ?? DEFAULT_VLAN})`;
     add(
       "spec.cidr",
       "cidr-overlap",
-      `${formatCidr(prefix)} overlaps MacvlanSubnet ${q(o.metadata?.name)} (${os.cidr}) on ${where}: choose a CIDR that does not overlap, or use the same CIDR with disjoint spec.ranges`,
+      `${formatCidr(prefix)} overlaps MacvlanSubnet ${q(o.metadata?.name)} (${os.cidr}) on parent device ${parent}${spelled}: choose a CIDR that does not overlap, or use the same CIDR with disjoint spec.ranges`,
     );
   }
 }

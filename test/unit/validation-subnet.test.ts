@@ -9,6 +9,7 @@ import {
   formatProblems,
   validateSubnet,
 } from "../../lib/validation/subnet";
+import { effectiveParent } from "../../lib/validation/parent";
 
 const subnet = (spec: Partial<MacvlanSubnetSpec> | undefined, name = "lan"): MacvlanSubnet =>
   ({
@@ -394,11 +395,44 @@ test("a CIDR overlapping another subnet on the same master and VLAN is rejected"
   const other = subnet({ cidr: "198.18.100.128/25" }, "lan-b");
   const ps = check(subnet({}), { others: [other] });
   t.deepEqual(brief(ps), ["spec.cidr cidr-overlap"]);
-  t.regex(ps[0].message, /overlaps MacvlanSubnet "lan-b" \(198\.18\.100\.128\/25\) on master eth0/);
+  t.regex(
+    ps[0].message,
+    /overlaps MacvlanSubnet "lan-b" \(198\.18\.100\.128\/25\) on parent device eth0:/,
+  );
   const tagged = check(subnet({ vlan: 7 }), {
     others: [subnet({ vlan: 7, cidr: "198.18.100.0/24" }, "lan-b")],
   });
-  t.regex(tagged[0].message, /on master eth0 vlan 7/);
+  t.regex(tagged[0].message, /on parent device eth0\.7:/);
+});
+
+test("overlap is by effective parent device: eth0 with vlan 100 is eth0.100", t => {
+  const tagged = subnet({ master: "eth0", vlan: 100 }, "tagged");
+  const spelled = subnet({ master: "eth0.100", vlan: 0, cidr: "198.18.100.128/25" }, "spelled");
+  const ps = check(spelled, { others: [tagged] });
+  t.deepEqual(brief(ps), ["spec.cidr cidr-overlap"]);
+  t.regex(
+    ps[0].message,
+    /overlaps MacvlanSubnet "tagged" \(198\.18\.100\.0\/24\) on parent device eth0\.100 \(it names master eth0, vlan 100\)/,
+  );
+  t.deepEqual(brief(check(tagged, { others: [spelled] })), ["spec.cidr cidr-overlap"]);
+  const noVlan = subnet({ master: "eth0.100", cidr: "198.18.100.0/24" }, "no-vlan");
+  t.deepEqual(brief(check(noVlan, { others: [tagged] })), ["spec.cidr cidr-overlap"]);
+  // eth0 (untagged) and eth0.100 (VLAN 100) are different segments: no overlap.
+  const untagged = subnet({ master: "eth0" }, "untagged");
+  t.deepEqual(check(untagged, { others: [spelled, tagged] }), []);
+  t.deepEqual(check(spelled, { others: [untagged] }), []);
+  // A VLAN on a VLAN interface is another segment again.
+  t.deepEqual(check(subnet({ master: "eth0.100", vlan: 5 }, "qinq"), { others: [tagged] }), []);
+});
+
+test("effectiveParent names the device a subnet's macvlan interfaces hang off", t => {
+  t.is(effectiveParent({ master: "eth0" }), "eth0");
+  t.is(effectiveParent({ master: "eth0", vlan: 0 }), "eth0");
+  t.is(effectiveParent({ master: "eth0", vlan: 100 }), "eth0.100");
+  t.is(effectiveParent({ master: "eth0.100", vlan: 0 }), "eth0.100");
+  t.is(effectiveParent({ master: "bond0.7", vlan: 30 }), "bond0.7.30");
+  t.is(effectiveParent({ master: "" }), undefined);
+  t.is(effectiveParent({ vlan: 3 }), undefined);
 });
 
 test("overlap is fine on another master or VLAN, and a subnet never overlaps itself", t => {
