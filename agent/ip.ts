@@ -1,50 +1,49 @@
-// Small, strict IP helpers for the agent (pure).
-import { isIP } from "node:net";
-import ipaddr from "ipaddr.js";
+// IP helpers for the agent: thin wrappers over lib/ipam/address, the one IP library of the
+// project, so the agent reads an address or a CIDR exactly as admission and the allocator do
+// (strict dotted quads, RFC 4291 text, no IPv4-mapped IPv6). The wrappers only trim input and
+// turn "not an address" into undefined for the kernel's and the pods' free-form text.
+import {
+  type ParsedPrefix,
+  bigIntToIp,
+  cidrContains as prefixContains,
+  ipFamily,
+  tryParseIp,
+  tryParsePrefix,
+} from "../lib/ipam/address";
 import type { Family } from "./types";
 
 /** Canonical text of an address (RFC 5952 for IPv6), or undefined when `s` is not one IP. */
 export function canonicalIP(s: string): string | undefined {
-  const t = s.trim();
-  const fam = isIP(t);
-  if (fam === 4) return ipaddr.IPv4.parse(t).toString();
-  if (fam === 6) {
-    const a = ipaddr.IPv6.parse(t);
-    // Keep IPv4-mapped addresses out: they are never a macvlan pod address.
-    if (a.isIPv4MappedAddress()) return undefined;
-    return a.toRFC5952String();
-  }
-  return undefined;
+  const p = tryParseIp(s.trim());
+  // IPv4-mapped addresses are refused by tryParseIp: they are never a macvlan pod address.
+  return p ? bigIntToIp(p.family, p.value) : undefined;
 }
 
 export function familyOf(ip: string): Family | undefined {
-  const f = isIP(ip.trim());
-  return f === 4 ? 4 : f === 6 ? 6 : undefined;
+  return tryParseIp(ip.trim())?.family;
 }
 
-export interface ParsedCIDR {
-  family: Family;
-  network: string;
-  prefixlen: number;
-}
+/** A parsed CIDR (lib/ipam ParsedPrefix: host bits are masked off in `network`). */
+export type ParsedCIDR = ParsedPrefix;
 
 /** Parses `198.18.100.0/24` or `2001:db8:1::/64`; undefined when malformed. */
 export function parseCIDR(cidr: string): ParsedCIDR | undefined {
-  const [addr, len, ...rest] = cidr.trim().split("/");
-  if (rest.length || len === undefined || !/^\d{1,3}$/.test(len)) return undefined;
-  const ip = canonicalIP(addr);
-  const family = ip ? familyOf(ip) : undefined;
-  const prefixlen = Number(len);
-  if (!ip || !family || prefixlen > (family === 4 ? 32 : 128)) return undefined;
-  return { family, network: ip, prefixlen };
+  return tryParsePrefix(cidr.trim());
 }
 
 /** True when `ip` lies inside `cidr` (same family). */
 export function cidrContains(cidr: ParsedCIDR, ip: string): boolean {
-  const c = canonicalIP(ip);
-  if (!c || familyOf(c) !== cidr.family) return false;
-  return ipaddr.parse(c).match(ipaddr.parse(cidr.network), cidr.prefixlen);
+  const p = tryParseIp(ip.trim());
+  return p !== undefined && prefixContains(cidr, p);
 }
 
 /** Host prefix: `198.18.100.5/32`, `2001:db8::5/128`. */
-export const hostPrefix = (ip: string): string => `${ip}/${familyOf(ip) === 6 ? 128 : 32}`;
+export function hostPrefix(ip: string): string {
+  let family: Family = 4;
+  try {
+    family = ipFamily(ip.trim());
+  } catch {
+    family = ip.includes(":") ? 6 : 4;
+  }
+  return `${ip}/${family === 6 ? 128 : 32}`;
+}
