@@ -8,6 +8,7 @@ import { Informer, Phase } from "./k8s/informer";
 import { describe, getIfExists } from "../lib/k8s/errors";
 import { Allocator, allocatorFromLeases, observeLease } from "../lib/decide/allocators";
 import { NamespaceInfo } from "../lib/selection";
+import { settings } from "../lib/mode";
 import { ownerKey } from "../lib/owner";
 
 interface PoolEntry {
@@ -43,10 +44,9 @@ export class ClusterState {
     const entry = this.#pools.get(lease.spec?.subnet ?? "");
     if (!entry) return;
     try {
-      // A Released lease that expired stays in the allocator as released: reuse keeps preferring
-      // the least recently released address after its lease object is gone.
-      if (phase === "DELETED" && lease.status?.phase !== "Released")
-        entry.allocator.forget(lease.spec!.ip);
+      // forget() keeps a released address's place in the reuse order (lib/ipam "recycled"):
+      // reuse keeps preferring the least recently released address after its lease is gone.
+      if (phase === "DELETED") entry.allocator.forget(lease.spec!.ip);
       else observeLease(entry.allocator, lease);
     } catch (e) {
       Log.warn(`lease ${name} ignored by the allocator: ${describe(e)}`);
@@ -107,7 +107,8 @@ export class ClusterState {
     let entry = this.#pools.get(name);
     if (!entry || entry.generation !== generation) {
       const leases = this.leases.list().filter(l => l.spec?.subnet === name);
-      entry = { generation, allocator: allocatorFromLeases(subnet, leases) };
+      const options = { scan: settings.scanStart };
+      entry = { generation, allocator: allocatorFromLeases(subnet, leases, options) };
       this.#pools.set(name, entry);
     }
     return entry.allocator;

@@ -14,4 +14,11 @@ export const settings = {
   resyncSeconds: Number(process.env.MACVLAN_RESYNC_SECONDS ?? 60),
   /** Lease create attempts per pod before admission gives up on a busy subnet. */
   maxAllocationAttempts: Number(process.env.MACVLAN_MAX_ALLOCATION_ATTEMPTS ?? 64),
+  /**
+   * Where admission starts looking for a free address: "random" (default) so that replicas
+   * admitting a burst rarely propose the same address; "lowest" packs the pool from the bottom.
+   */
+  scanStart: (process.env.MACVLAN_SCAN_START === "lowest" ? "lowest" : "random") as
+    | "lowest"
+    | "random",
 };

@@ -1,6 +1,6 @@
 // Bridges MacvlanSubnet/MacvlanLease objects and the pure IPAM engine.
 import { MacvlanLease, MacvlanSubnet } from "../../crds/types";
-import { LeaseRecord, SubnetAllocator } from "../ipam";
+import { AllocatorOptions, LeaseRecord, SubnetAllocator } from "../ipam";
 
 export type Allocator = SubnetAllocator;
 
@@ -10,15 +10,23 @@ export const leaseRecord = (lease: MacvlanLease): LeaseRecord => ({
   releasedAt: lease.status?.releasedAt,
 });
 
-export function allocatorFromLeases(subnet: MacvlanSubnet, leases: MacvlanLease[]): Allocator {
+export function allocatorFromLeases(
+  subnet: MacvlanSubnet,
+  leases: MacvlanLease[],
+  options: AllocatorOptions = {},
+): Allocator {
   const spec = subnet.spec!;
-  const allocator = new SubnetAllocator(subnet.metadata!.name!, {
-    cidr: spec.cidr,
-    gateway: spec.gateway,
-    ranges: spec.ranges,
-    exclude: spec.exclude,
-    reuseDelaySeconds: spec.reuseDelaySeconds,
-  });
+  const allocator = new SubnetAllocator(
+    subnet.metadata!.name!,
+    {
+      cidr: spec.cidr,
+      gateway: spec.gateway,
+      ranges: spec.ranges,
+      exclude: spec.exclude,
+      reuseDelaySeconds: spec.reuseDelaySeconds,
+    },
+    options,
+  );
   allocator.rebuild(leases.map(leaseRecord));
   return allocator;
 }

@@ -31,8 +31,7 @@ test.before(async () => {
   );
   await c.apply(
     macvlanSubnet("private", {
-      cidr: "198.18.101.0/24",
-      gateway: "198.18.101.1",
+      ranges: [{ start: "198.18.101.10", end: "198.18.101.100" }],
       namespaces: ["tn-owner"],
     }),
   );
