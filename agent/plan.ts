@@ -1,6 +1,7 @@
 // The node agent's planner (pure): desired state from subnets and local pods, diffed against
 // the observed kernel state, gives an ordered list of kernel actions; results give per-subnet
 // readiness. No I/O, no clock.
+import { effectiveParent } from "../lib/validation/parent";
 import { createHash } from "node:crypto";
 import type { MacvlanMode } from "../crds/types";
 import { canonicalIP, cidrContains, familyOf, hostPrefix, parseCIDR, type ParsedCIDR } from "./ip";
@@ -38,9 +39,9 @@ export const SHIM_SYSCTLS: Record<
   autoconf: { key: "net/ipv6/conf/%s/autoconf", value: "0" },
 };
 
-/** `<master>` or `<master>.<vlan>`. */
+/** `<master>` or `<master>.<vlan>` (lib/validation/parent.ts, shared with the operator). */
 export function parentName(spec: { master: string; vlan?: number }): string {
-  return spec.vlan && spec.vlan > 0 ? `${spec.master}.${spec.vlan}` : spec.master;
+  return effectiveParent(spec) ?? spec.master;
 }
 
 /** Deterministic shim name for a parent: `mvshim-` + 8 hex of sha256(parent) = 15 chars. */

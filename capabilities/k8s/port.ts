@@ -9,7 +9,7 @@ import { a } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
 import { LeaseGVK, MacvlanLeaseSpec, MacvlanLeaseStatus } from "../../crds/types";
 import { EventTarget, Precondition } from "../../lib/decide/writes";
-import { getIfExists } from "../../lib/k8s/errors";
+import { getIfExists, withRetry } from "../../lib/k8s/errors";
 import { NamespaceInfo } from "../../lib/selection";
 import { emitEvent } from "./events";
 
@@ -75,9 +75,12 @@ async function raw<T>(
   throw resp;
 }
 
+/** Reads are idempotent: a transient failure (unreachable, throttled) is retried a few times. */
+const read = <T>(op: () => Promise<T>) => withRetry(op);
+
 export const kfcPort: KubePort = {
-  getLease: name => getIfExists(() => K8s(MacvlanLease).Get(name)),
-  listLeases: async () => (await K8s(MacvlanLease).Get()).items,
+  getLease: name => read(() => getIfExists(() => K8s(MacvlanLease).Get(name))),
+  listLeases: () => read(async () => (await K8s(MacvlanLease).Get()).items),
   createLease: lease => K8s(MacvlanLease).Create(lease),
   patchLease: (lock, spec, annotations) =>
     K8s(MacvlanLease, { name: lock.name }).Patch([
@@ -109,16 +112,15 @@ export const kfcPort: KubePort = {
       if ((e as { status?: number }).status !== 404) throw e;
     }
   },
-  getPod: (namespace, name) => getIfExists(() => K8s(a.Pod, { namespace }).Get(name)),
-  listPods: async () => (await K8s(a.Pod).Get()).items,
-  getSubnet: name => getIfExists(() => K8s(MacvlanSubnet).Get(name)),
-  listSubnets: async () => (await K8s(MacvlanSubnet).Get()).items,
-  listNamespaces: async () =>
-    (await K8s(kind.Namespace).Get()).items.map(ns => ({
-      name: ns.metadata!.name!,
-      labels: ns.metadata?.labels ?? {},
-    })),
+  getPod: (namespace, name) => read(() => getIfExists(() => K8s(a.Pod, { namespace }).Get(name))),
+  listPods: () => read(async () => (await K8s(a.Pod).Get()).items),
+  getSubnet: name => read(() => getIfExists(() => K8s(MacvlanSubnet).Get(name))),
+  listSubnets: () => read(async () => (await K8s(MacvlanSubnet).Get()).items),
+  listNamespaces: () =>
+    read(async () => (await K8s(kind.Namespace).Get()).items).then(items =>
+      items.map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} })),
+    ),
   getStatefulSet: (namespace, name) =>
-    getIfExists(() => K8s(a.StatefulSet, { namespace }).Get(name)),
+    read(() => getIfExists(() => K8s(a.StatefulSet, { namespace }).Get(name))),
   event: emitEvent,
 };

@@ -1,13 +1,13 @@
 // Renders the managed NetworkAttachmentDefinition for a subnet (design.md §2, "Counting and edge rules").
 import { MacvlanSubnet } from "../../crds/types";
+import { effectiveParent } from "../validation/parent";
 import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../names";
 
 export const CNI_VERSION = "1.0.0";
 
 /** The parent device as the node sees it: `<master>.<vlan>` for a tagged subnet. */
 export function parentDevice(subnet: MacvlanSubnet): string {
-  const vlan = subnet.spec?.vlan ?? 0;
-  return vlan > 0 ? `${subnet.spec!.master}.${vlan}` : subnet.spec!.master;
+  return effectiveParent(subnet.spec!) ?? subnet.spec!.master;
 }
 
 export interface CniRoute {
