@@ -2,7 +2,10 @@
 // on a real cluster"), for the kubelet runtime (`npm run cluster -- up --runtime kubelet`), where
 // the Deployments and the DaemonSet run from their images:
 //   kubectl apply -f crds/
-//   npx pepr deploy --yes            (builds the module and applies it through $KUBECONFIG)
+//   kubectl apply -f deploy/policies.yaml   (ValidatingAdmissionPolicies: hack/module/policies.ts)
+//   npx pepr deploy --yes            (builds the module and applies it through $KUBECONFIG; then the
+//                                     store Role/RoleBinding Pepr binds to a missing ServiceAccount
+//                                     is deleted)
 //   kubectl apply -f agent/deploy/agent.yaml
 // then waits until the admission Deployment (2 replicas), the watcher and one agent per node are
 // Ready. The webhook Service keeps its selector: the endpoints controller fills it with the admission
@@ -14,6 +17,7 @@ import * as path from "node:path";
 import { REPO_ROOT, bin, paths } from "../cluster/config";
 import { Kube, KubeObject, loadKubeconfig } from "../cluster/kube";
 import { runAsync } from "../cluster/proc";
+import { POLICIES, deleteStoreRbacArgs } from "./policies";
 
 export const NAMESPACE = "pepr-system";
 export const ADMISSION = "pepr-pepr-macvlan";
@@ -93,6 +97,11 @@ export async function applyCrds(): Promise<void> {
   ]);
 }
 
+/** `kubectl apply -f deploy/policies.yaml` (after crds/: the policies check our kinds). */
+export async function applyPolicies(): Promise<void> {
+  await kubectl(["apply", "-f", POLICIES]);
+}
+
 /**
  * `npx pepr deploy --yes` (it builds the module into dist/ first, applies the namespace, webhooks,
  * Pepr store CRD, RBAC, secrets, Services and Deployments, then waits until every Deployment in
@@ -110,6 +119,9 @@ export async function peprDeploy(
   );
   if (r.code !== 0 || !/Module deployed successfully/.test(r.output))
     throw new Error(`npx pepr deploy --yes failed (exit ${r.code}):\n${r.output.slice(-6000)}`);
+  // Pepr 1.1.4 binds its store Role to a ServiceAccount that does not exist; the module's
+  // ClusterRole grants the stores by name (package.json pepr.rbac). See hack/module/policies.ts.
+  await kubectl(deleteStoreRbacArgs());
   return { seconds: (Date.now() - t0) / 1000, output: r.output };
 }
 
@@ -214,6 +226,8 @@ export async function deploy(
   const t0 = Date.now();
   log("kubectl apply -f crds/");
   await applyCrds();
+  log(`kubectl apply -f ${path.relative(REPO_ROOT, POLICIES)}`);
+  await applyPolicies();
   log(`npx pepr deploy --yes (KUBECONFIG=${paths.kubeconfig})`);
   await peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
   await waitForModule();
@@ -242,7 +256,8 @@ async function main(argv: string[]): Promise<number> {
   }
   console.log(`usage: npx tsx hack/module/deploy.ts up [--no-agent] [--verbose] | agent
 
-  up     on a cluster started with --runtime kubelet: kubectl apply -f crds/, npx pepr deploy --yes
+  up     on a cluster started with --runtime kubelet: kubectl apply -f crds/ and
+         deploy/policies.yaml, npx pepr deploy --yes
          (KUBECONFIG=.cluster/kubeconfig), wait for the admission pods, the watcher and the webhook
          endpoints, then kubectl apply -f agent/deploy/agent.yaml and wait for one agent per node
   agent  only the agent DaemonSet`);

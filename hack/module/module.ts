@@ -7,6 +7,7 @@ import { parseAllDocuments } from "yaml";
 import { REPO_ROOT, HOST_IP, API_PORT, bin, nodeSpec, paths } from "../cluster/config";
 import { readProcRecords, runOk, startDaemon, stopProcess } from "../cluster/proc";
 import { peprStoreCRD } from "pepr/src/lib/assets/store";
+import { POLICIES, fixDist, isStoreRbac } from "./policies";
 
 const UUID = "pepr-macvlan";
 const NAME = `pepr-${UUID}`;
@@ -42,6 +43,7 @@ export function build(force = false): void {
   }
   log("building the module (npx pepr build)…");
   runOk("npx", ["pepr", "build"], { cwd: REPO_ROOT, timeoutMs: 600_000 });
+  fixDist();
 }
 
 function newestSource(): number {
@@ -62,7 +64,11 @@ function newestSource(): number {
 const admissionNodes = (replicas: number) =>
   Array.from({ length: replicas }, (_, i) => nodeSpec(i + 1));
 
-/** Applies CRDs and the module's manifests, minus its Deployments, with endpoints we control. */
+/**
+ * Applies CRDs, the admission policies and the module's manifests, minus its Deployments, with
+ * endpoints we control. The processes run as the module's ServiceAccount (scoped ClusterRole), the
+ * identity deploy/policies.yaml lets write leases and managed NADs, as in a real deployment.
+ */
 export function install(replicas = 2): void {
   log("applying CRDs (crds/ and Pepr's store)");
   kubectl(["apply", "-f", path.join(REPO_ROOT, "crds")]);
@@ -75,10 +81,13 @@ export function install(replicas = 2): void {
     "crd/macvlanleases.macvlan.dev",
     "crd/peprstores.pepr.dev",
   ]);
+  log("applying the admission policies (deploy/policies.yaml)");
+  kubectl(["apply", "-f", POLICIES]);
 
   const docs = parseAllDocuments(fs.readFileSync(MODULE_YAML, "utf8"))
     .map(d => d.toJS() as Doc)
-    .filter(d => d && d.kind !== "Deployment");
+    // Pepr's store Role/RoleBinding names a ServiceAccount that does not exist (policies.ts).
+    .filter(d => d && d.kind !== "Deployment" && !isStoreRbac(d));
   const service = docs.find(d => d.kind === "Service" && d.metadata.name === NAME);
   if (!service)
     throw new Error(`${MODULE_YAML} has no Service ${NAME}: rebuild with npx pepr build`);

@@ -1,0 +1,95 @@
+// The module's least-privilege pieces that `npx pepr build/deploy` does not make:
+// - deploy/policies.yaml, the ValidatingAdmissionPolicies (agent writes only its own node's
+//   status entry; only the module writes leases and managed NADs), applied after crds/;
+// - the Pepr store Role and RoleBinding that Pepr 1.1.4 generates are dropped: the RoleBinding
+//   names a ServiceAccount that does not exist (`pepr-<uuid>-store`) and the Role's
+//   `resourceNames: [""]` grants nothing useful; the module's ClusterRole (package.json `pepr.rbac`)
+//   already grants the two stores by name. A dangling binding would hand its Role to whoever later
+//   creates a ServiceAccount of that name.
+//
+// Usage: npx tsx hack/module/policies.ts fix-dist   (run by `npm run build` after `npx pepr build`)
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseDocument } from "yaml";
+import { REPO_ROOT } from "../cluster/config";
+
+export const POLICIES = path.join(REPO_ROOT, "deploy", "policies.yaml");
+export const MODULE_NAMESPACE = "pepr-system";
+/** The ServiceAccount `npx pepr deploy` creates and both Deployments run as. */
+export const MODULE_SERVICE_ACCOUNT = "pepr-pepr-macvlan";
+export const MODULE_USER = `system:serviceaccount:${MODULE_NAMESPACE}:${MODULE_SERVICE_ACCOUNT}`;
+export const AGENT_SERVICE_ACCOUNT = "pepr-macvlan-agent";
+export const AGENT_USER = `system:serviceaccount:${MODULE_NAMESPACE}:${AGENT_SERVICE_ACCOUNT}`;
+export const STORE_RBAC_NAME = `${MODULE_SERVICE_ACCOUNT}-store`;
+export const POLICY_NAMES = [
+  "pepr-macvlan-agent-own-node",
+  "pepr-macvlan-leases-module-only",
+  "pepr-macvlan-managed-nads-module-only",
+];
+
+interface Doc {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+}
+
+/** The store Role or RoleBinding Pepr generates (see the header). */
+export const isStoreRbac = (d: Doc | null | undefined) =>
+  !!d &&
+  (d.kind === "Role" || d.kind === "RoleBinding") &&
+  d.metadata?.name === STORE_RBAC_NAME &&
+  d.metadata?.namespace === MODULE_NAMESPACE;
+
+/**
+ * Removes the store Role and RoleBinding from dist/pepr-module-<uuid>.yaml and the Helm chart.
+ * Returns what it removed (nothing when already done).
+ */
+export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
+  const removed: string[] = [];
+  for (const f of fs.readdirSync(dist).filter(f => /^pepr-module-.*\.yaml$/.test(f))) {
+    const file = path.join(dist, f);
+    // Split on the document separators and drop whole documents: the others stay byte for byte.
+    const chunks = fs.readFileSync(file, "utf8").split(/^---\n/m);
+    const keep = chunks.filter(c => !isStoreRbac(parseDocument(c).toJS() as Doc));
+    if (keep.length === chunks.length) continue;
+    fs.writeFileSync(file, keep.join("---\n"));
+    removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
+  }
+  for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
+    for (const t of ["store-role.yaml", "store-role-binding.yaml"]) {
+      const file = path.join(dist, chart, "templates", t);
+      if (fs.existsSync(file)) {
+        fs.rmSync(file);
+        removed.push(`${chart}/templates/${t}`);
+      }
+    }
+  }
+  return removed;
+}
+
+/** kubectl arguments that remove what `npx pepr deploy` applied of the store RBAC. */
+export const deleteStoreRbacArgs = () => [
+  "-n",
+  MODULE_NAMESPACE,
+  "delete",
+  "--ignore-not-found",
+  `rolebinding/${STORE_RBAC_NAME}`,
+  `role/${STORE_RBAC_NAME}`,
+];
+
+if (require.main === module) {
+  const cmd = process.argv[2];
+  if (cmd === "fix-dist") {
+    const removed = fixDist();
+    console.log(
+      removed.length
+        ? `dist/: removed Pepr's store Role/RoleBinding (dangling ServiceAccount): ${removed.join(", ")}`
+        : "dist/: no store Role/RoleBinding to remove",
+    );
+  } else {
+    console.log(`usage: npx tsx hack/module/policies.ts fix-dist
+
+  fix-dist  remove the Pepr store Role and RoleBinding (bound to a ServiceAccount that does not
+            exist) from dist/pepr-module-*.yaml and dist/*-chart/templates`);
+    process.exitCode = cmd ? 1 : 0;
+  }
+}
