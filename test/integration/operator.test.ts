@@ -11,6 +11,7 @@ import {
   waitFor,
   withCluster,
   macvlanSubnet,
+  unclaimedLease,
 } from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
@@ -368,20 +369,7 @@ test.serial("a restarted watcher repairs what happened while it was down, with E
 
 test.serial("an unclaimed Reserved lease is reclaimed after its TTL", async t => {
   const c = cluster();
-  await c.apply({
-    apiVersion: "macvlan.dev/v1alpha1",
-    kind: "MacvlanLease",
-    metadata: {
-      name: "lan-198-18-100-199",
-      labels: { "macvlan.dev/subnet": SUBNET, "macvlan.dev/pod-namespace": "ghost" },
-    },
-    spec: {
-      subnet: SUBNET,
-      ip: "198.18.100.199",
-      mac: "02:00:00:00:00:01",
-      podRef: { namespace: "ghost" },
-    },
-  });
+  await c.apply(unclaimedLease(SUBNET, "198.18.100.199"));
   await waitFor(async () => (await getJson(c, ["mvl", "lan-198-18-100-199"])) === undefined, {
     what: "reclaim",
     timeoutMs: 40000,

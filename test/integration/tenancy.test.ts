@@ -3,7 +3,15 @@
 // poisoned pod the webhook never saw while the resync keeps repairing, and a NAD deleted or
 // rewritten by hand.
 import anyTest, { TestFn } from "ava";
-import { Cluster, podReady, testPod, waitFor, withCluster, macvlanSubnet } from "./helpers";
+import {
+  Cluster,
+  podReady,
+  testPod,
+  unclaimedLease,
+  waitFor,
+  withCluster,
+  macvlanSubnet,
+} from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
@@ -181,20 +189,7 @@ test.serial(
       }),
     );
     // A Reserved lease nobody claims: the resync must still reclaim it after its TTL.
-    await c.apply({
-      apiVersion: "macvlan.dev/v1alpha1",
-      kind: "MacvlanLease",
-      metadata: {
-        name: "lan-198-18-100-98",
-        labels: { "macvlan.dev/subnet": "lan", "macvlan.dev/pod-namespace": "ghost" },
-      },
-      spec: {
-        subnet: "lan",
-        ip: "198.18.100.98",
-        mac: "02:00:00:00:00:98",
-        podRef: { namespace: "ghost" },
-      },
-    });
+    await c.apply(unclaimedLease("lan", "198.18.100.98", "02:00:00:00:00:98"));
     await waitFor(async () => (await getJson(c, ["mvl", "lan-198-18-100-98"])) === undefined, {
       what: "the unclaimed lease reclaimed while the poisoned pod exists",
       timeoutMs: 60000,

@@ -137,3 +137,16 @@ export function macvlanSubnet(name: string, spec: Record<string, unknown> = {}) 
     spec: { master: "eth0", cidr: "198.18.0.0/16", gateway: "198.18.0.1", ...spec },
   };
 }
+
+/** A Reserved MacvlanLease for a pod that never comes (the resync reclaims it after its TTL). */
+export function unclaimedLease(subnet: string, ip: string, mac = "02:00:00:00:00:01") {
+  return {
+    apiVersion: "macvlan.dev/v1alpha1",
+    kind: "MacvlanLease",
+    metadata: {
+      name: `${subnet}-${ip.replace(/[.:]/g, "-")}`,
+      labels: { "macvlan.dev/subnet": subnet, "macvlan.dev/pod-namespace": "ghost" },
+    },
+    spec: { subnet, ip, mac, podRef: { namespace: "ghost" } },
+  };
+}
