@@ -81,7 +81,10 @@ test("a read failure denies (fail closed) and says to retry", async t => {
   const res = await validateSubnetRequest(request("CREATE", subnet("lan", "198.18.100.0/24")), r);
   t.false(res.allowed);
   t.is(res.statusCode, 503);
-  t.regex(res.statusMessage!, /could not be validated: .*the API server could not be reached.*retry/);
+  t.regex(
+    res.statusMessage!,
+    /could not be validated: .*the API server could not be reached.*retry/,
+  );
 });
 
 test("DELETE is approved without reading the cluster", async t => {
