@@ -4,6 +4,9 @@ import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { describe, getIfExists } from "../../lib/k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
+import { kfcPort } from "../k8s/port";
+import { applyWrites } from "../k8s/apply";
+import { preconditionOf } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
 import { Condition, MacvlanSubnetStatus } from "../../crds/types";
@@ -155,7 +158,7 @@ async function finishDeletion(subnet: MacvlanSubnet, leases: MacvlanLease[]): Pr
   // A released address of a subnet that is going away will never be handed out again: its
   // reuse delay protects nothing, so its lease goes now.
   for (const lease of leases.filter(l => l.status?.phase === "Released")) {
-    await K8s(MacvlanLease).Delete(lease.metadata!.name!);
+    await applyWrites(kfcPort, [{ op: "deleteLease", lease: preconditionOf(lease) }]);
   }
   leases = leases.filter(l => l.status?.phase !== "Released");
   if (leases.length > 0) {
