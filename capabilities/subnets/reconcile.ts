@@ -9,8 +9,7 @@ import { applyWrites } from "../k8s/apply";
 import { preconditionOf } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
-import { Condition, MacvlanSubnetStatus } from "../../crds/types";
-import { allocatorFromLeases } from "../../lib/decide/allocators";
+import { countStatus } from "../../lib/decide/subnet-status";
 
 /** Admission: every subnet carries our finalizer, so deletion waits for its leases. */
 export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
@@ -64,62 +63,6 @@ export async function reconcileSubnet(
 async function namespaceExists(name: string): Promise<boolean> {
   const ns = await getIfExists(() => K8s(a.Namespace).Get(name));
   return !!ns && !ns.metadata?.deletionTimestamp;
-}
-
-export function countStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): MacvlanSubnetStatus {
-  const generation = subnet.metadata?.generation;
-  let total = 0n;
-  let allocated = 0;
-  let free = 0n;
-  let problem: string | undefined;
-  let outside: string[] = [];
-  try {
-    // The engine's counts: leases outside the usable set (after a spec change) are reported,
-    // not counted, so allocated + free == total always holds.
-    const allocator = allocatorFromLeases(subnet, leases);
-    ({ total, allocated, free } = allocator);
-    outside = allocator.outsideIps();
-  } catch (e) {
-    problem = describe(e);
-  }
-  const outsideNote = outside.length
-    ? `; ${outside.length} lease(s) outside the pool (${outside.slice(0, 3).join(", ")})`
-    : "";
-  const ready: Omit<Condition, "lastTransitionTime"> = problem
-    ? {
-        type: "Ready",
-        status: "False",
-        reason: "InvalidSpec",
-        message: problem,
-        observedGeneration: generation,
-      }
-    : free === 0n
-      ? {
-          type: "Ready",
-          status: "False",
-          reason: "Exhausted",
-          message: `all ${total} addresses are leased: grow spec.ranges or spec.cidr`,
-          observedGeneration: generation,
-        }
-      : {
-          type: "Ready",
-          status: "True",
-          reason: "Available",
-          message: `${free} of ${total} addresses free${outsideNote}`,
-          observedGeneration: generation,
-        };
-  const previous = subnet.status?.conditions?.find(c => c.type === "Ready");
-  const lastTransitionTime =
-    previous && previous.status === ready.status
-      ? previous.lastTransitionTime
-      : new Date().toISOString();
-  return {
-    observedGeneration: generation,
-    total: total.toString(),
-    allocated,
-    free: free.toString(),
-    conditions: [{ ...ready, lastTransitionTime }],
-  };
 }
 
 async function writeStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): Promise<void> {
