@@ -1,8 +1,11 @@
 import { PeprModule } from "pepr";
+import { installServerTuning } from "./capabilities/server-tuning";
 import cfg from "./package.json";
 import { Subnets } from "./capabilities/subnets";
 import { Pods } from "./capabilities/pods";
 import { Leases } from "./capabilities/leases";
 import { Services } from "./capabilities/services";
 
+// Before Pepr creates its HTTPS server: keep-alive longer than the API server's idle timeout.
+installServerTuning();
 new PeprModule(cfg, [Subnets, Pods, Leases, Services]);

@@ -503,6 +503,17 @@ test.serial(
     t.regex(admission, /pepr_macvlan_allocations \d+/);
     t.regex(admission, /pepr_macvlan_denials \d+/);
     t.regex(admission, /pepr_macvlan_allocation_latency_ms\{quantile="0.99"\}/);
+    // Idle webhook connections outlive the API server's 90 s (capabilities/server-tuning.ts).
+    const headers = await c.execOk(`node/${node.name}`, [
+      "curl",
+      "-sk",
+      "-D",
+      "-",
+      "-o",
+      "/dev/null",
+      `https://${node.ip}:3000/healthz`,
+    ]);
+    t.regex(headers, /keep-alive: timeout=120/i);
     // The watcher runs in the host network namespace and counts free addresses per subnet.
     const watcher = execFileSync("curl", ["-sk", "https://127.0.0.1:3000/metrics"], {
       encoding: "utf8",
