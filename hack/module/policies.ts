@@ -7,6 +7,9 @@
 //   already grants the two stores by name. A dangling binding would hand its Role to whoever later
 //   creates a ServiceAccount of that name.
 //
+// - the Helm chart's Chart.yaml gets its description quoted (Pepr writes it unquoted; ours holds
+//   ": ", which is not valid YAML there).
+//
 // Usage: npx tsx hack/module/policies.ts fix-dist   (run by `npm run build` after `npx pepr build`)
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -40,8 +43,8 @@ export const isStoreRbac = (d: Doc | null | undefined) =>
   d.metadata?.namespace === MODULE_NAMESPACE;
 
 /**
- * Removes the store Role and RoleBinding from dist/pepr-module-<uuid>.yaml and the Helm chart.
- * Returns what it removed (nothing when already done).
+ * Removes the store Role and RoleBinding from dist/pepr-module-<uuid>.yaml and the Helm chart,
+ * and quotes the chart's description. Returns what it changed (nothing when already done).
  */
 export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
   const removed: string[] = [];
@@ -55,6 +58,20 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
     removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
   }
   for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
+    // Pepr writes package.json's description into Chart.yaml unquoted: ours has ": " in it, which
+    // makes Chart.yaml invalid YAML (helm lint/install fail). A JSON string is a valid YAML scalar.
+    const chartYaml = path.join(dist, chart, "Chart.yaml");
+    if (fs.existsSync(chartYaml)) {
+      const text = fs.readFileSync(chartYaml, "utf8");
+      const fixed = text.replace(
+        /^description: (?!['"])(.*)$/m,
+        (_, d: string) => `description: ${JSON.stringify(d)}`,
+      );
+      if (fixed !== text) {
+        fs.writeFileSync(chartYaml, fixed);
+        removed.push(`${chart}/Chart.yaml: description quoted`);
+      }
+    }
     for (const t of ["store-role.yaml", "store-role-binding.yaml"]) {
       const file = path.join(dist, chart, "templates", t);
       if (fs.existsSync(file)) {
@@ -82,14 +99,15 @@ if (require.main === module) {
     const removed = fixDist();
     console.log(
       removed.length
-        ? `dist/: removed Pepr's store Role/RoleBinding (dangling ServiceAccount): ${removed.join(", ")}`
-        : "dist/: no store Role/RoleBinding to remove",
+        ? `dist/: fixed Pepr's output (store Role/RoleBinding bound to a missing ServiceAccount, chart description): ${removed.join(", ")}`
+        : "dist/: nothing to fix",
     );
   } else {
     console.log(`usage: npx tsx hack/module/policies.ts fix-dist
 
   fix-dist  remove the Pepr store Role and RoleBinding (bound to a ServiceAccount that does not
-            exist) from dist/pepr-module-*.yaml and dist/*-chart/templates`);
+            exist) from dist/pepr-module-*.yaml and dist/*-chart/templates, and quote the
+            description in dist/*-chart/Chart.yaml`);
     process.exitCode = cmd ? 1 : 0;
   }
 }
