@@ -670,3 +670,22 @@ test("strict rp_filter where the node is outside the pod subnet: warning, or loo
   );
   t.notRegex(summarize(run({ kernel: k, subnets: [flat] }), []).flat.message, /rp_filter/);
 });
+
+test("the agent reads selections as Multus does: shorthand with spaces counts, a refused one does not", t => {
+  const withNetworks = (networks: string): PodLike => ({
+    metadata: {
+      name: "s",
+      namespace: "team-a",
+      annotations: { "k8s.v1.cni.cncf.io/networks": networks },
+    },
+    spec: { nodeName: NODE },
+  });
+  // Multus trims the parts of `ns/ name @iface`: the managed network is named, no address yet.
+  t.like(resolvePodAddress(withNetworks("team-a/ macvlan-lan @net1"), [lan]), {
+    kind: "unresolved",
+    reason: "no macvlan address yet",
+  });
+  // A single JSON object is refused by Multus: the pod attaches nothing, so it asks for nothing.
+  const single = withNetworks('{"name":"macvlan-lan","ips":["198.18.100.40/24"]}');
+  t.like(resolvePodAddress(single, [lan]), { kind: "ignored" });
+});

@@ -1,6 +1,11 @@
 // The resync planner: one poisoned object never stops the others; sticky leaks; stale reservations.
 import test from "ava";
-import { leasesMissingTheirPod, planResync, ResyncSnapshot } from "../../lib/decide/repair";
+import {
+  leasesMissingTheirPod,
+  macProblem,
+  planResync,
+  ResyncSnapshot,
+} from "../../lib/decide/repair";
 import { Write } from "../../lib/decide/writes";
 import { NOW, admitted, lease, pod, subnet } from "./helpers/objects";
 
@@ -114,4 +119,17 @@ test("a pod that claims another tenant's subnet by annotation gets no lease, onl
   const locked = subnet("other", { cidr: "198.18.101.0/24", namespaces: ["team-b"] });
   const plan = planResync(snapshot({ pods: [squatter], subnets: [subnet("lan"), locked] }));
   t.deepEqual(flat(plan.groups), ["event:AddressUnprotected"]);
+});
+
+test("a fixed MAC must be unicast and not held by another lease of the subnet", t => {
+  const leases = [lease({ ip: "198.18.100.10", mac: "02:00:00:00:00:10" })];
+  t.regex(macProblem("02:00:00:00:00:10", "lan", leases)!, /held by lease lan-198-18-100-10/);
+  t.regex(macProblem("02:00:00:00:00:10".toUpperCase(), "lan", leases)!, /held by lease/);
+  t.is(
+    macProblem("02:00:00:00:00:10", "other", leases),
+    undefined,
+    "another subnet's MAC is no conflict",
+  );
+  t.regex(macProblem("01:00:5e:00:00:01", "lan", leases)!, /multicast/i);
+  t.is(macProblem("02:00:00:00:00:11", "lan", leases), undefined);
 });

@@ -8,6 +8,7 @@ import { preconditionOf } from "../../lib/decide/writes";
 import { FakePort } from "./helpers/fake-port";
 import { admitted, lease, pod, subnet } from "./helpers/objects";
 import { a } from "pepr";
+import { boundAddressOf, podView } from "../../capabilities/services/expose";
 
 test("a failed JSON-patch test (422, the API server's generic message) is a conflict", t => {
   t.true(
@@ -100,4 +101,16 @@ test("a delete event for a pod that still lives releases nothing", async t => {
   port.subnets.set("lan", subnet("lan"));
   await releasePodLease(p, port);
   t.is(port.leases.get(held.metadata!.name!)?.status?.phase, "Released");
+});
+
+test("a Service twin publishes a pod's Bound lease address, never its macvlan.dev/ip annotation", t => {
+  const liar = pod("liar", { "macvlan.dev/ip": "198.18.100.10" }, { uid: "liar-uid" }) as a.Pod;
+  const bound = lease({ ip: "198.18.100.10", uid: "victim-uid", phase: "Bound" });
+  t.is(podView(liar, [bound]).ip, undefined);
+  const own = lease({ ip: "198.18.100.20", uid: "liar-uid", phase: "Bound" });
+  t.is(podView(liar, [bound, own]).ip, "198.18.100.20");
+  t.is(
+    boundAddressOf(liar, [lease({ ip: "198.18.100.20", uid: "liar-uid", phase: "Reserved" })]),
+    undefined,
+  );
 });
