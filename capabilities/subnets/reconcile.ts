@@ -1,7 +1,7 @@
 // Keeps a subnet's NADs, status and finalizer true to its leases (watcher side).
 import { a, K8s, Log, PeprMutateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
-import { describe, getIfExists } from "../../lib/k8s/errors";
+import { getIfExists } from "../../lib/k8s/errors";
 import { emitEvent, subnetTarget } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
 import { kfcPort } from "../k8s/port";
