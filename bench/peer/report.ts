@@ -48,7 +48,7 @@ export function mainTable(results: SetupResult[]): string {
       String(r.warnings.FailedCreatePodSandBox ?? 0),
       other || "—",
       String(r.duplicates),
-      String(r.held),
+      r.heldDetail ? `${r.held} (${r.heldDetail})` : String(r.held),
       latencyCell(r, "admit"),
       latencyCell(r, "validating"),
       rej || "0",

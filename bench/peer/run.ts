@@ -24,6 +24,7 @@ export interface SetupResult {
   duplicates: number;
   deleteSeconds?: number;
   held: number;
+  heldDetail?: string;
   metrics: Samples;
   usage: ComponentUsage[];
 }
@@ -165,7 +166,8 @@ export async function runSetup(c: Cluster, o: PeerOptions, s: Setup): Promise<Se
     messages: warned.messages,
     duplicates: w.duplicates,
     deleteSeconds,
-    held,
+    held: held.count,
+    heldDetail: held.detail,
     metrics: delta(before, after),
     usage,
   };

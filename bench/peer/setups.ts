@@ -17,6 +17,11 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
+export interface Held {
+  count: number;
+  detail?: string;
+}
+
 export interface Setup {
   name: SetupName;
   namespace: string;
@@ -25,8 +30,8 @@ export interface Setup {
   install(c: Cluster): Promise<Json[]>;
   /** Annotations of a pod pinned to node k. */
   podAnnotations(k: number): Record<string, string>;
-  /** Addresses still held (after the pods are gone). */
-  held(c: Cluster): Promise<number>;
+  /** Addresses still held (after the pods are gone), with a breakdown where there is one. */
+  held(c: Cluster): Promise<Held>;
   /** After the set-up (before the next one). */
   remove(c: Cluster): Promise<void>;
 }
@@ -85,7 +90,7 @@ export function floorSetup(o: PeerOptions): Setup {
     namespaceLabels: {},
     install: async () => Array.from({ length: o.nodes }, (_, i) => floorNad(o, namespace, i + 1)),
     podAnnotations: k => ({ "k8s.v1.cni.cncf.io/networks": selection(`peer-floor-${k}`) }),
-    held: async () => hostLocalHeld(),
+    held: async () => ({ count: hostLocalHeld() }),
     remove: async () => undefined,
   };
 }
@@ -101,7 +106,7 @@ export function whereaboutsSetup(o: PeerOptions): Setup {
       return [whereaboutsNad(o, namespace)];
     },
     podAnnotations: () => ({ "k8s.v1.cni.cncf.io/networks": selection("peer-whereabouts") }),
-    held: whereaboutsHeld,
+    held: async c => ({ count: await whereaboutsHeld(c) }),
     remove: removeWhereaboutsReconciler,
   };
 }
@@ -138,13 +143,21 @@ export function peprSetup(o: PeerOptions): Setup {
       return [];
     },
     podAnnotations: () => ({}),
-    // Every lease of the subnet (reuseDelaySeconds 0: a released lease is deleted at once).
-    held: async c =>
-      (
+    // Every lease of the subnet (reuseDelaySeconds 0: a released lease may be deleted at once).
+    held: async c => {
+      const leases = (
         await c.api.get("/apis/macvlan.dev/v1alpha1/macvlanleases", {
           labelSelector: `macvlan.dev/subnet=${SUBNET}`,
         })
-      ).items.length,
+      ).items as Json[];
+      const phases: Record<string, number> = {};
+      for (const l of leases)
+        phases[l.status?.phase ?? "none"] = (phases[l.status?.phase ?? "none"] ?? 0) + 1;
+      const detail = Object.entries(phases)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      return { count: leases.length, detail: detail || undefined };
+    },
     remove: async () => undefined,
   };
 }
