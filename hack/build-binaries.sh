@@ -9,27 +9,15 @@ ETCD_VERSION=v3.6.16
 MULTUS_VERSION=v4.2.3
 CNI_PLUGINS_VERSION=v1.7.1
 
-CACHE_ROOT="${PEPR_MACVLAN_CACHE:-$HOME/.cache/pepr-macvlan}"
-BIN="$CACHE_ROOT/bin"
+BUILD_TAG=build
+source "$(dirname "$0")/build-common.sh"
 WORK="$CACHE_ROOT/build"
-mkdir -p "$BIN" "$WORK"
+mkdir -p "$WORK"
 
 if [[ "${1:-}" == "--print-dir" ]]; then echo "$BIN"; exit 0; fi
 
-# One build at a time: a second run (e.g. `cluster up` while a build runs) waits, then finds
-# everything cached. The scratch modules under $WORK would otherwise be deleted under a running build.
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  echo "[build] another hack/build-binaries.sh is running; waiting for it to finish" >&2
-  flock 9
-fi
-
-export GOFLAGS=-buildvcs=false CGO_ENABLED=0
-LDFLAGS="-s -w"
-log() { printf '\033[1m[build %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }
-stamp() { echo "$BIN/.${1//\//_}.version"; }
-fresh() { [[ -x "$BIN/$1" && "$(cat "$(stamp "$1")" 2>/dev/null)" == "$2" ]]; }
-mark() { echo "$2" > "$(stamp "$1")"; }
+# The scratch modules under $WORK would otherwise be deleted under a running build.
+build_lock
 
 # A throwaway module per project, so upstream replace directives cannot break `go install`.
 scratch() { # dir module version

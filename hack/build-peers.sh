@@ -16,26 +16,15 @@ set -euo pipefail
 WHEREABOUTS_VERSION=v0.9.2
 WHEREABOUTS_MODULE=github.com/k8snetworkplumbingwg/whereabouts
 
-CACHE_ROOT="${PEPR_MACVLAN_CACHE:-$HOME/.cache/pepr-macvlan}"
-BIN="$CACHE_ROOT/bin"
+BUILD_TAG=peers
+source "$(dirname "$0")/build-common.sh"
 PEERS="$CACHE_ROOT/peers"
 mkdir -p "$BIN/cni" "$PEERS"
 
 if [[ "${1:-}" == "--print-dir" ]]; then echo "$PEERS/whereabouts-$WHEREABOUTS_VERSION"; exit 0; fi
 
-# One build at a time (shared with hack/build-binaries.sh: both write below $BIN).
-exec 9>"$CACHE_ROOT/.build.lock"
-if ! flock -n 9; then
-  echo "[peers] another build is running; waiting for it to finish" >&2
-  flock 9
-fi
-
-export GOFLAGS=-buildvcs=false CGO_ENABLED=0
-LDFLAGS="-s -w"
-log() { printf '\033[1m[peers %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }
-stamp() { echo "$BIN/.${1//\//_}.version"; }
-fresh() { [[ -x "$BIN/$1" && "$(cat "$(stamp "$1")" 2>/dev/null)" == "$2" ]]; }
-mark() { echo "$2" > "$(stamp "$1")"; }
+# Shared with hack/build-binaries.sh: both write below $BIN.
+build_lock
 
 build_whereabouts() {
   local v="$WHEREABOUTS_VERSION" src="$PEERS/whereabouts-$WHEREABOUTS_VERSION"
