@@ -23,6 +23,7 @@ import {
   withCluster,
   type Cluster,
   type Pod,
+  getJson,
 } from "./helpers";
 
 const test = anyTest as TestFn;
@@ -42,11 +43,6 @@ const subnet = (name: string, spec: Record<string, unknown>) => ({
   metadata: { name },
   spec: { master: "eth0", reuseDelaySeconds: 1, ...spec },
 });
-
-async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
-  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
 
 const nodeEntries = async (c: Cluster, name: string): Promise<Json[]> =>
   (await getJson(c, ["mvs", name]))?.status?.nodes ?? [];

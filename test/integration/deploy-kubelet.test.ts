@@ -15,7 +15,6 @@ import {
   waitForModule,
 } from "../../hack/module/deploy";
 import {
-  Cluster,
   Pod,
   httpServer,
   podReady,
@@ -24,6 +23,7 @@ import {
   waitFor,
   withCluster,
   macvlanSubnet,
+  getJson,
 } from "./helpers";
 
 // On failure: what the module's pods did (declared before withCluster: it needs the cluster).
@@ -60,11 +60,6 @@ const NS = "deploy-team";
 type Json = any;
 
 const ann = (p: Pod, key: string): string | undefined => p.metadata?.annotations?.[key];
-
-async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
-  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
 
 /** A busybox pod from the imported image, never pulled. */
 function busyboxPod(o: Parameters<typeof testPod>[0]) {

@@ -12,6 +12,7 @@ import {
   withCluster,
   macvlanSubnet,
   unclaimedLease,
+  getJson,
 } from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
@@ -29,11 +30,6 @@ const subnet = macvlanSubnet;
 async function leases(c: Cluster, selector = ""): Promise<Json[]> {
   const out = await c.kubectl(["get", "mvl", "-o", "json", ...(selector ? ["-l", selector] : [])]);
   return JSON.parse(out).items;
-}
-
-async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
-  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
 }
 
 const ann = (p: Pod, key: string): string | undefined => p.metadata?.annotations?.[key];

@@ -21,7 +21,7 @@ import {
   POLICY_NAMES,
   STORE_RBAC_NAME,
 } from "../../hack/module/policies";
-import { Cluster, Pod, macvlanSubnet, testPod, waitFor, withCluster } from "./helpers";
+import { Cluster, Pod, macvlanSubnet, testPod, waitFor, withCluster, getJson } from "./helpers";
 import { impersonated, tokenClient, whoAmI } from "./helpers/identity";
 
 const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
@@ -35,11 +35,6 @@ const TENANT = "tenant-alice";
 const NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name";
 const SUBNET_STATUS = `/apis/macvlan.dev/v1alpha1/macvlansubnets/${SUBNET}/status`;
 const NAD = "macvlan-lan";
-
-async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
-  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
 
 /** `kubectl auth can-i` as `user`; "yes" → true, "no" → false. */
 async function canI(c: Cluster, user: string, args: string[]): Promise<boolean> {

@@ -11,6 +11,7 @@ import {
   waitFor,
   withCluster,
   macvlanSubnet,
+  getJson,
 } from "./helpers";
 import * as moduleRunner from "../../hack/module/module";
 
@@ -19,11 +20,6 @@ const cluster = withCluster(test, { nodes: 2 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
-
-async function getJson(c: Cluster, args: string[]): Promise<Json | undefined> {
-  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
 
 const createPod = (c: Cluster, pod: object) =>
   c.kubectlResult(["create", "-f", "-"], { input: JSON.stringify(pod) });

@@ -561,3 +561,10 @@ export function withCluster(test: TestFn, opts: ClusterOptions = {}): () => Clus
     return cluster;
   };
 }
+
+/** `kubectl get <args> -o json`, parsed; undefined when kubectl fails (e.g. NotFound). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function getJson(c: Cluster, args: string[]): Promise<any | undefined> {
+  const r = await c.kubectlResult(["get", ...args, "-o", "json"]);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
