@@ -2,7 +2,7 @@
 import { K8s, kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
 import { describe } from "../../lib/k8s/errors";
-import { EventTarget, podTarget, subnetTarget } from "../../lib/decide/writes";
+import { EventTarget } from "../../lib/decide/writes";
 
 // The same event for the same object within this window is recorded once: a poisoned object
 // met by every resync must not flood the API server.
@@ -18,7 +18,6 @@ function seenRecently(key: string, now: number): boolean {
 }
 
 export type { EventTarget };
-export { podTarget, subnetTarget };
 
 const COMPONENT = "pepr-macvlan";
 

@@ -2,11 +2,11 @@
 import { a, K8s, Log, PeprMutateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { getIfExists } from "../../lib/k8s/errors";
-import { emitEvent, subnetTarget } from "../k8s/events";
+import { emitEvent } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
 import { kfcPort } from "../k8s/port";
 import { applyWrites } from "../k8s/apply";
-import { preconditionOf } from "../../lib/decide/writes";
+import { preconditionOf, subnetTarget } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
 import { countStatus } from "../../lib/decide/subnet-status";

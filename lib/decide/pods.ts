@@ -68,9 +68,5 @@ export function leaseOfPod(
   return reserved;
 }
 
-export const isReady = (pod: PodSnapshot) =>
-  !pod.metadata?.deletionTimestamp &&
-  (pod.status?.conditions ?? []).some(c => c.type === "Ready" && c.status === "True");
-
 export const podId = (pod: PodSnapshot) =>
   `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
