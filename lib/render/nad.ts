@@ -13,6 +13,27 @@ export function parentDevice(subnet: MacvlanSubnet): string {
 export interface CniRoute {
   dst: string;
   gw?: string;
+  /** Route metric (CNI `priority`); absent: the kernel's default (0 for IPv4, 1024 for IPv6). */
+  priority?: number;
+}
+
+/**
+ * Metric of the fallback default route via the subnet's gateway. Higher than any default route a
+ * cluster CNI puts on eth0 (0 from the bridge plugin, 1024 kernel default for IPv6), so a dual-NIC
+ * pod keeps its eth0 default; a single-NIC pod (macvlan is its only NIC) has no other default and
+ * uses it. Without it a single-NIC pod on a subnet that does not contain its node's address has only
+ * its connected route: it cannot answer its own kubelet's probes (they come from the node's address
+ * through the agent's shim) nor reach anything beyond its subnet.
+ */
+export const FALLBACK_DEFAULT_METRIC = 4096;
+
+/** The default route via the subnet's gateway, at the fallback metric (see FALLBACK_DEFAULT_METRIC). */
+export function fallbackDefault(gateway: string): CniRoute {
+  return {
+    dst: gateway.includes(":") ? "::/0" : "0.0.0.0/0",
+    gw: gateway,
+    priority: FALLBACK_DEFAULT_METRIC,
+  };
 }
 
 /**
@@ -33,6 +54,9 @@ export function renderNadConfig(subnet: MacvlanSubnet): string {
     r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst },
   );
   if (spec.podDefaultGateway && spec.gateway) routes.push(...halfDefaults(spec.gateway));
+  // One NAD serves dual- and single-NIC pods of a namespace: the fallback default is inert next to
+  // eth0's default route and is the single-NIC pod's way back to its node and out of its subnet.
+  if (spec.gateway) routes.push(fallbackDefault(spec.gateway));
   const config: Record<string, unknown> = {
     cniVersion: CNI_VERSION,
     name: nadName(subnet.metadata!.name!),

@@ -1,6 +1,11 @@
 import test from "ava";
 import { MacvlanSubnet } from "../../crds/types";
-import { parentDevice, renderNad, renderNadConfig } from "../../lib/render/nad";
+import {
+  FALLBACK_DEFAULT_METRIC,
+  parentDevice,
+  renderNad,
+  renderNadConfig,
+} from "../../lib/render/nad";
 import { mergeSelections, renderSelection } from "../../lib/render/multus";
 
 const subnet = (spec: Partial<NonNullable<MacvlanSubnet["spec"]>> = {}): MacvlanSubnet =>
@@ -27,17 +32,20 @@ test("the NAD config is macvlan on the parent with static IPAM and runtime ips/m
   t.deepEqual(config.capabilities, { ips: true, mac: true });
   t.deepEqual(config.ipam, {
     type: "static",
-    routes: [{ dst: "198.18.200.0/24", gw: "198.18.100.254" }],
+    routes: [
+      { dst: "198.18.200.0/24", gw: "198.18.100.254" },
+      { dst: "0.0.0.0/0", gw: "198.18.100.1", priority: FALLBACK_DEFAULT_METRIC },
+    ],
   });
 });
 
 test("a tagged subnet uses the VLAN sub-interface as parent; mode defaults to bridge, no mtu when unset", t => {
   t.is(parentDevice(subnet({ vlan: 100 })), "eth0.100");
-  const config = JSON.parse(renderNadConfig(subnet({ vlan: 100 })));
+  const config = JSON.parse(renderNadConfig(subnet({ vlan: 100, gateway: undefined })));
   t.is(config.master, "eth0.100");
   t.is(config.mode, "bridge");
   t.false("mtu" in config);
-  t.deepEqual(config.ipam, { type: "static" });
+  t.deepEqual(config.ipam, { type: "static" }, "no gateway: no routes at all");
 });
 
 test("the NAD object is named, labelled and owned as the contract says", t => {
@@ -102,6 +110,7 @@ test("podDefaultGateway routes egress via net1 with two half-default routes", t 
   t.deepEqual(config.ipam.routes, [
     { dst: "0.0.0.0/1", gw: "198.18.100.1" },
     { dst: "128.0.0.0/1", gw: "198.18.100.1" },
+    { dst: "0.0.0.0/0", gw: "198.18.100.1", priority: FALLBACK_DEFAULT_METRIC },
   ]);
   const v6 = JSON.parse(
     renderNadConfig(
@@ -110,6 +119,29 @@ test("podDefaultGateway routes egress via net1 with two half-default routes", t 
   );
   t.deepEqual(
     v6.ipam.routes.map((r: { dst: string }) => r.dst),
-    ["::/1", "8000::/1"],
+    ["::/1", "8000::/1", "::/0"],
+  );
+});
+
+test("a subnet with a gateway gives every pod a fallback default route via it, behind eth0's default", t => {
+  // A single-NIC pod on 198.18.248.0/24 (nodes on 198.18.0.0/16) had only its connected route: it
+  // could not answer its kubelet's probes (from the node's address, through the agent's shim).
+  const config = JSON.parse(
+    renderNadConfig(subnet({ cidr: "198.18.248.0/24", gateway: "198.18.248.1" })),
+  );
+  t.deepEqual(config.ipam.routes, [{ dst: "0.0.0.0/0", gw: "198.18.248.1", priority: 4096 }]);
+  // The metric keeps it behind any default a cluster CNI puts on eth0 (bridge: 0; IPv6: 1024), so
+  // one NAD serves dual-NIC pods (eth0 default wins) and single-NIC pods (their only default).
+  t.true(FALLBACK_DEFAULT_METRIC > 1024);
+  // The address itself carries no gateway: routes without gw stay on-link (design.md §4).
+  t.deepEqual(Object.keys(config.ipam).sort(), ["routes", "type"]);
+  const v6 = JSON.parse(
+    renderNadConfig(subnet({ cidr: "2001:db8:248::/64", gateway: "2001:db8:248::1" })),
+  );
+  t.deepEqual(v6.ipam.routes, [{ dst: "::/0", gw: "2001:db8:248::1", priority: 4096 }]);
+  // No gateway, no default: the subnet is then a closed L2 segment.
+  t.false(
+    "routes" in JSON.parse(renderNadConfig(subnet({ gateway: undefined }))).ipam,
+    "no gateway: no fallback default",
   );
 });
