@@ -1,10 +1,12 @@
 // The admission replicas' view of the cluster: namespaces, subnets and leases, cached by watches,
 // plus one allocator per subnet rebuilt from the leases. The apiserver stays the truth:
 // an allocator only proposes candidates, the lease Create (409 on a taken name) decides.
-import { K8s, kind } from "kubernetes-fluent-client";
+import { kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "./k8s/kinds";
 import { Informer, Phase } from "./k8s/informer";
+import { kfcPort } from "./k8s/port";
+import { kubeRequest, paths } from "./k8s/transport";
 import { describe, getIfExists } from "../lib/k8s/errors";
 import { Allocator, allocatorFromLeases, observeLease } from "../lib/decide/allocators";
 import { NamespaceInfo } from "../lib/selection";
@@ -86,7 +88,12 @@ export class ClusterState {
   async namespace(name: string): Promise<NamespaceInfo | undefined> {
     let ns = this.namespaces.get(name);
     if (!ns) {
-      ns = await getIfExists(() => K8s(kind.Namespace).Get(name));
+      ns = await getIfExists(() =>
+        kubeRequest<InstanceType<typeof kind.Namespace>>(
+          "GET",
+          paths.core("namespaces", undefined, name),
+        ),
+      );
       if (!ns) return undefined;
       this.namespaces.upsert(ns);
     }
@@ -96,7 +103,7 @@ export class ClusterState {
   async subnet(name: string): Promise<MacvlanSubnet | undefined> {
     const cached = this.subnets.get(name);
     if (cached) return cached;
-    const subnet = await getIfExists(() => K8s(MacvlanSubnet).Get(name));
+    const subnet = (await kfcPort.getSubnet(name)) as MacvlanSubnet | undefined;
     if (subnet) this.subnets.upsert(subnet);
     return subnet;
   }

@@ -1,8 +1,8 @@
 // Kubernetes Events, the user-visible log of what the product did (allocated, denied, released, repaired).
-import { K8s, kind } from "kubernetes-fluent-client";
 import { Log } from "pepr";
 import { describe } from "../../lib/k8s/errors";
 import { EventTarget } from "../../lib/decide/writes";
+import { kubeRequest, paths } from "./transport";
 
 // The same event for the same object within this window is recorded once: a poisoned object
 // met by every resync must not flood the API server.
@@ -33,18 +33,22 @@ export async function emitEvent(
   // Events of cluster-scoped objects live in "default", as kubectl describe expects.
   const namespace = target.namespace ?? "default";
   try {
-    await K8s(kind.CoreEvent).Create({
-      metadata: { generateName: `${target.name}.`, namespace },
-      involvedObject: { ...target, namespace: target.namespace },
-      type,
-      reason,
-      message: message.slice(0, 1024),
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      reportingInstance: process.env.HOSTNAME ?? COMPONENT,
-      firstTimestamp: now as unknown as Date,
-      lastTimestamp: now as unknown as Date,
-      count: 1,
+    await kubeRequest("POST", paths.core("events", namespace), {
+      body: {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { generateName: `${target.name}.`, namespace },
+        involvedObject: { ...target, namespace: target.namespace },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: { component: COMPONENT },
+        reportingComponent: COMPONENT,
+        reportingInstance: process.env.HOSTNAME ?? COMPONENT,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
     });
   } catch (e) {
     // An event is best effort: never let it fail the work it reports on.

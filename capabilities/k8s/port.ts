@@ -1,17 +1,24 @@
 // The one Kubernetes port of the operator: every read and write the capabilities make goes
 // through it, so unit tests fake it. Ownership writes carry preconditions: JSON patches test the
-// lease's uid and resourceVersion, deletes send DeleteOptions.preconditions (KFC's Delete and
-// PatchStatus cannot, so those two go through a thin raw request on KFC's own connection setup).
-import { K8s, fetch, kind, type Operation } from "kubernetes-fluent-client";
-import { k8sCfg } from "kubernetes-fluent-client/dist/fluent/utils.js";
-import { FetchMethods } from "kubernetes-fluent-client/dist/fluent/shared-types.js";
+// lease's uid and resourceVersion, deletes send DeleteOptions.preconditions. Every request goes
+// over one keep-alive connection pool (./transport.ts): KFC alone opens a new TLS connection per
+// call.
+import { type Operation } from "kubernetes-fluent-client";
 import { a } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
-import { LeaseGVK, MacvlanLeaseSpec, MacvlanLeaseStatus } from "../../crds/types";
+import {
+  GROUP,
+  LeaseGVK,
+  MacvlanLeaseSpec,
+  MacvlanLeaseStatus,
+  SubnetGVK,
+  VERSION,
+} from "../../crds/types";
 import { EventTarget, Precondition } from "../../lib/decide/writes";
 import { getIfExists, withRetry } from "../../lib/k8s/errors";
 import { NamespaceInfo } from "../../lib/selection";
 import { emitEvent } from "./events";
+import { kubeRequest, paths } from "./transport";
 
 export interface KubePort {
   getLease(name: string): Promise<MacvlanLease | undefined>;
@@ -21,6 +28,7 @@ export interface KubePort {
     lock: Precondition,
     spec: Partial<MacvlanLeaseSpec>,
     annotations?: Record<string, string>,
+    labels?: Record<string, string>,
   ): Promise<MacvlanLease>;
   setLeaseStatus(lock: Precondition, status: MacvlanLeaseStatus): Promise<MacvlanLease>;
   deleteLease(lock: Precondition): Promise<void>;
@@ -51,76 +59,75 @@ function lockOps(lock: Precondition): JsonPatchOp[] {
   return ops;
 }
 
-const leasePath = (name: string) =>
-  `/apis/${LeaseGVK.group}/${LeaseGVK.version}/${LeaseGVK.plural}/${encodeURIComponent(name)}`;
+const leasePath = (name?: string) => paths.group(GROUP, VERSION, LeaseGVK.plural, undefined, name);
+const subnetPath = (name?: string) =>
+  paths.group(GROUP, VERSION, SubnetGVK.plural, undefined, name);
+const JSON_PATCH = "application/json-patch+json";
 
-/** A request KFC's fluent API cannot make, on KFC's own credentials and TLS setup. */
-async function raw<T>(
-  method: "PATCH" | "DELETE",
-  path: string,
-  body: unknown,
-  type: string,
-): Promise<T> {
-  const { opts, serverUrl } = await k8sCfg(method as FetchMethods);
-  const init = {
-    ...opts,
-    headers: { ...opts.headers, "Content-Type": type },
-    body: JSON.stringify(body),
-  };
-  const resp = await fetch<T>(
-    new URL(path, String(serverUrl)),
-    init as Parameters<typeof fetch>[1],
-  );
-  if (resp.ok) return resp.data;
-  throw resp;
+interface List<T> {
+  items: T[];
 }
 
 /** Reads are idempotent: a transient failure (unreachable, throttled) is retried a few times. */
 const read = <T>(op: () => Promise<T>) => withRetry(op);
 
 export const kfcPort: KubePort = {
-  getLease: name => read(() => getIfExists(() => K8s(MacvlanLease).Get(name))),
-  listLeases: () => read(async () => (await K8s(MacvlanLease).Get()).items),
-  createLease: lease => K8s(MacvlanLease).Create(lease),
-  patchLease: (lock, spec, annotations) =>
-    K8s(MacvlanLease, { name: lock.name }).Patch([
-      ...lockOps(lock),
-      ...Object.entries(spec)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => ({ op: "add" as const, path: `/spec/${escapePointer(k)}`, value: v })),
-      ...(annotations
-        ? [{ op: "add" as const, path: "/metadata/annotations", value: annotations }]
-        : []),
-    ]),
+  getLease: name =>
+    read(() => getIfExists(() => kubeRequest<MacvlanLease>("GET", leasePath(name)))),
+  listLeases: () =>
+    read(async () => (await kubeRequest<List<MacvlanLease>>("GET", leasePath())).items),
+  createLease: lease => kubeRequest<MacvlanLease>("POST", leasePath(), { body: lease }),
+  patchLease: (lock, spec, annotations, labels) =>
+    kubeRequest<MacvlanLease>("PATCH", leasePath(lock.name), {
+      contentType: JSON_PATCH,
+      body: [
+        ...lockOps(lock),
+        ...Object.entries(spec)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => ({ op: "add" as const, path: `/spec/${escapePointer(k)}`, value: v })),
+        ...(annotations
+          ? [{ op: "add" as const, path: "/metadata/annotations", value: annotations }]
+          : []),
+        ...(labels ? [{ op: "add" as const, path: "/metadata/labels", value: labels }] : []),
+      ],
+    }),
   setLeaseStatus: (lock, status) =>
-    raw<MacvlanLease>(
-      "PATCH",
-      `${leasePath(lock.name)}/status`,
-      [...lockOps(lock), { op: "add", path: "/status", value: status }],
-      "application/json-patch+json",
-    ),
+    kubeRequest<MacvlanLease>("PATCH", `${leasePath(lock.name)}/status`, {
+      contentType: JSON_PATCH,
+      body: [...lockOps(lock), { op: "add", path: "/status", value: status }],
+    }),
   deleteLease: async lock => {
     const preconditions = { uid: lock.uid, resourceVersion: lock.resourceVersion };
     try {
-      await raw(
-        "DELETE",
-        leasePath(lock.name),
-        { apiVersion: "v1", kind: "DeleteOptions", preconditions },
-        "application/json",
-      );
+      await kubeRequest("DELETE", leasePath(lock.name), {
+        body: { apiVersion: "v1", kind: "DeleteOptions", preconditions },
+      });
     } catch (e) {
       if ((e as { status?: number }).status !== 404) throw e;
     }
   },
-  getPod: (namespace, name) => read(() => getIfExists(() => K8s(a.Pod, { namespace }).Get(name))),
-  listPods: () => read(async () => (await K8s(a.Pod).Get()).items),
-  getSubnet: name => read(() => getIfExists(() => K8s(MacvlanSubnet).Get(name))),
-  listSubnets: () => read(async () => (await K8s(MacvlanSubnet).Get()).items),
+  getPod: (namespace, name) =>
+    read(() => getIfExists(() => kubeRequest<a.Pod>("GET", paths.core("pods", namespace, name)))),
+  listPods: () =>
+    read(async () => (await kubeRequest<List<a.Pod>>("GET", paths.core("pods"))).items),
+  getSubnet: name =>
+    read(() => getIfExists(() => kubeRequest<MacvlanSubnet>("GET", subnetPath(name)))),
+  listSubnets: () =>
+    read(async () => (await kubeRequest<List<MacvlanSubnet>>("GET", subnetPath())).items),
   listNamespaces: () =>
-    read(async () => (await K8s(kind.Namespace).Get()).items).then(items =>
+    read(
+      async () => (await kubeRequest<List<a.Namespace>>("GET", paths.core("namespaces"))).items,
+    ).then(items =>
       items.map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} })),
     ),
   getStatefulSet: (namespace, name) =>
-    read(() => getIfExists(() => K8s(a.StatefulSet, { namespace }).Get(name))),
+    read(() =>
+      getIfExists(() =>
+        kubeRequest<a.StatefulSet>(
+          "GET",
+          paths.group("apps", "v1", "statefulsets", namespace, name),
+        ),
+      ),
+    ),
   event: emitEvent,
 };

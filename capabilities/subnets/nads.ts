@@ -4,6 +4,8 @@ import { MacvlanSubnet } from "../k8s/kinds";
 import { NetworkAttachmentDefinition } from "../k8s/kinds";
 import { renderNad, renderNadConfig } from "../../lib/render/nad";
 import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../../lib/names";
+import { describe } from "../../lib/k8s/errors";
+import { kubeRequest, paths } from "../k8s/transport";
 
 // namespace/subnet -> the rendered config the API server had when we last applied it, and when.
 // It saves a write per pod in admission; entries expire, so a NAD deleted by hand (or lost with a
@@ -19,11 +21,34 @@ export async function ensureNad(
   const key = `${namespace}/${subnet.metadata!.name}`;
   const config = renderNadConfig(subnet);
   const seen = known.get(key);
-  if (!opts.force && seen?.config === config && Date.now() - seen.at < KNOWN_TTL_MS) return;
-  await K8s(NetworkAttachmentDefinition).Apply(
-    renderNad(subnet, namespace) as NetworkAttachmentDefinition,
-    { force: true },
+  if (!opts.force && seen?.config === config) {
+    if (Date.now() - seen.at < KNOWN_TTL_MS) return;
+    // Applied with this config before: admission need not wait for the periodic re-apply (a NAD
+    // deleted by hand comes back with it, and with every resync).
+    seen.at = Date.now();
+    void applyNad(subnet, namespace, key, config).catch(e =>
+      Log.warn(`could not re-apply NetworkAttachmentDefinition ${key}: ${describe(e)}`),
+    );
+    return;
+  }
+  await applyNad(subnet, namespace, key, config);
+}
+
+/** Server-side apply (field manager `pepr`, as KFC's Apply) on the shared connection pool. */
+async function applyNad(subnet: MacvlanSubnet, namespace: string, key: string, config: string) {
+  const nad = renderNad(subnet, namespace);
+  const path = paths.group(
+    "k8s.cni.cncf.io",
+    "v1",
+    "network-attachment-definitions",
+    namespace,
+    nadName(subnet.metadata!.name!),
   );
+  await kubeRequest("PATCH", path, {
+    body: nad,
+    contentType: "application/apply-patch+yaml",
+    query: { fieldManager: "pepr", fieldValidation: "Strict", force: "true" },
+  });
   known.set(key, { config, at: Date.now() });
 }
 
