@@ -6,8 +6,9 @@ set -euo pipefail
 
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
-MULTUS_VERSION=v4.2.3
+MULTUS_VERSION=v4.3.0
 CNI_PLUGINS_VERSION=v1.7.1
+COREDNS_VERSION=v1.15.0
 
 BUILD_TAG=build
 source "$(dirname "$0")/build-common.sh"
@@ -38,7 +39,7 @@ build_etcd() {
 build_kubernetes() {
   local want="$K8S_VERSION"
   if fresh kube-apiserver "$want" && fresh kube-controller-manager "$want" && fresh kube-scheduler "$want" \
-     && fresh kubectl "$want" && fresh kubelet "$want"; then log "kubernetes $want cached"; return; fi
+     && fresh kubectl "$want" && fresh kubelet "$want" && fresh kube-proxy "$want"; then log "kubernetes $want cached"; return; fi
   log "kubernetes $want: resolving staging modules"
   local d="$WORK/kubernetes"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
   go mod init scratch/kubernetes >/dev/null 2>&1
@@ -59,6 +60,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubectl/pkg/cmd"
 )
 GO
@@ -67,7 +69,7 @@ GO
   local v="k8s.io/component-base/version" minor; minor=$(echo "$want" | cut -d. -f2)
   local kl="$LDFLAGS -X $v.gitVersion=$want -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   kl="$kl -X k8s.io/client-go/pkg/version.gitVersion=$want -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     fresh "$cmd" "$want" && continue
     log "kubernetes $want: compiling $cmd (a cold build of the first one takes 10-15 min on 2 cores)"
     local pkg="k8s.io/kubernetes/cmd/$cmd"
@@ -84,6 +86,17 @@ build_multus() {
   (cd "$d" && printf '//go:build tools\npackage tools\nimport _ "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus"\n' > tools.go \
    && go mod tidy >/dev/null 2>&1 && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN/multus" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus)
   mark multus "$MULTUS_VERSION"
+}
+
+build_coredns() {
+  fresh coredns "$COREDNS_VERSION" && { log "coredns $COREDNS_VERSION cached"; return; }
+  log "coredns $COREDNS_VERSION: downloading modules and compiling (4-9 min on 2 cores)"
+  local d; d=$(scratch coredns github.com/coredns/coredns "$COREDNS_VERSION")
+  (cd "$d" && printf '//go:build tools\npackage tools\nimport _ "github.com/coredns/coredns"\n' > tools.go \
+   && go mod tidy >/dev/null 2>&1 \
+   && go build -trimpath -ldflags "$LDFLAGS -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+        -o "$BIN/coredns" github.com/coredns/coredns)
+  mark coredns "$COREDNS_VERSION"
 }
 
 build_cni_plugins() {
@@ -105,4 +118,5 @@ build_cni_plugins
 build_multus
 build_etcd
 build_kubernetes
+build_coredns
 log "all binaries ready in $BIN ($(( $(date +%s) - start ))s)"

@@ -1,5 +1,12 @@
 // Command line of the local cluster; hack/cluster.sh runs it (`npm run cluster -- <command>`).
-import { DEFAULT_NODES, MAX_NODES, NODE_RUNTIMES, NodeRuntimeKind, paths } from "./config";
+import {
+  DEFAULT_NODES,
+  DEFAULT_RUNTIME,
+  MAX_NODES,
+  NODE_RUNTIMES,
+  NodeRuntimeKind,
+  paths,
+} from "./config";
 import { down, ensurePackages, execIn, logs, status, up } from "./cluster";
 
 export const HELP = `Local pepr-macvlan cluster: real etcd, kube-apiserver, kube-controller-manager and
@@ -42,7 +49,7 @@ apiserver https://198.18.0.2:6443. Pod network namespaces are named pmv-pod-<pod
 
 function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind; force: boolean } {
   let nodes = DEFAULT_NODES;
-  let runtime: NodeRuntimeKind = "simple";
+  let runtime: NodeRuntimeKind = DEFAULT_RUNTIME;
   let force = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];

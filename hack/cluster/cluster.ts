@@ -8,6 +8,7 @@ import {
   API_SERVER,
   ClusterInfo,
   DEFAULT_NODES,
+  DEFAULT_RUNTIME,
   ETCD_CLIENT_PORT,
   ETCD_PEER_PORT,
   GW_NETNS,
@@ -42,6 +43,7 @@ import {
   waitHealthy,
 } from "./controlplane";
 import { writeCniConfig } from "./cni-config";
+import { installAddons } from "./addons";
 import { Kube, KubeList, isAlreadyExists, sleep } from "./kube";
 import { clusterNetns, linkExists, netnsExists, setupLan, teardownLan } from "./network";
 import {
@@ -210,7 +212,7 @@ export interface UpOptions {
   force?: boolean;
   /** Skip hack/build-binaries.sh (the caller knows the binaries are there). */
   skipBuild?: boolean;
-  /** simple (default): the node runtime; kubelet: containerd + kubelet per node (hack/kubelet). */
+  /** kubelet (default): containerd + kubelet per node (hack/kubelet); simple: the node runtime. */
   runtime?: NodeRuntimeKind;
 }
 
@@ -242,7 +244,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
         throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);
     }
     ensurePackages();
-    const runtime = opts.runtime ?? "simple";
+    const runtime = opts.runtime ?? DEFAULT_RUNTIME;
     const images = runtime === "kubelet" ? prepareKubeletRuntime(say) : [];
 
     if (fs.existsSync(paths.state) || clusterNetns().length || linkExists(HOST_LINK)) {
@@ -311,6 +313,10 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
       else for (const n of nodes) startNodeRuntime(n);
       say("waiting for the nodes to be Ready and the default ServiceAccount");
       await waitClusterReady(kube, nodes);
+      if (runtime === "kubelet") {
+        say("add-ons: kube-proxy (iptables) and CoreDNS (kube-dns)");
+        installAddons(kubectl, say);
+      }
     } finally {
       kube.close();
     }

@@ -25,6 +25,10 @@ export const HOST_IP6 = "2001:db8:18::2";
 export const CLUSTER_POD_CIDR = "198.19.0.0/17";
 export const SERVICE_CIDR = "198.19.128.0/17";
 export const API_SERVICE_IP = "198.19.128.1";
+/** ClusterIP of the `kube-dns` Service (CoreDNS), the kubelets' clusterDNS. */
+export const DNS_SERVICE_IP = "198.19.128.10";
+/** kube-apiserver's default NodePort range, stated here so docs and tests agree. */
+export const NODE_PORT_RANGE = "30000-32767";
 export const API_PORT = 6443;
 export const API_SERVER = `https://${HOST_IP}:${API_PORT}`;
 export const ETCD_CLIENT_PORT = 2379;
@@ -151,6 +155,7 @@ export const cniBinDir = () => path.join(binDir(), "cni");
 /** What runs pods on the nodes: the simple node runtime, or containerd + kubelet (hack/kubelet). */
 export type NodeRuntimeKind = "simple" | "kubelet";
 export const NODE_RUNTIMES: readonly NodeRuntimeKind[] = ["simple", "kubelet"];
+export const DEFAULT_RUNTIME: NodeRuntimeKind = "simple";
 
 /** What `up` records in cluster.json. */
 export interface ClusterInfo {

@@ -26,6 +26,11 @@ import { Pki, writeKubeconfig } from "./pki";
 import { ProcRecord, isAlive, startDaemon } from "./proc";
 
 export const pki = () => new Pki(paths.pki);
+/** The API server's client certificate for kubelets, and the user it names. */
+export const KUBELET_CLIENT_CERT = "apiserver-kubelet-client";
+export const KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client";
+/** File stem (in the PKI directory) of a node's kubelet serving certificate. */
+export const kubeletServingCert = (n: NodeSpec) => `kubelet-serving-${n.index}`;
 const kubeconfigFile = (name: string) => path.join(paths.pki, `${name}.kubeconfig`);
 
 /** Certificates, keys and kubeconfigs for every component and node. */
@@ -64,8 +69,20 @@ export function makePki(nodes: NodeSpec[]): void {
   );
   client("scheduler", "system:kube-scheduler", [], local, kubeconfigFile("scheduler"));
   const multus = p.issue("ca", { name: "multus", cn: "pmv:multus", client: true });
+  // The API server's identity towards kubelets (logs, exec, port-forward, metrics), bound to
+  // ClusterRole system:kubelet-api-admin by manifests/30-apiserver-kubelet-client.yaml.
+  p.issue("ca", { name: KUBELET_CLIENT_CERT, cn: KUBELET_CLIENT_USER, client: true });
   for (const n of nodes) {
     const np = nodePaths(n.name);
+    // Kubelet serving certificate: the API server checks it against the cluster CA and the node IP.
+    p.issue("ca", {
+      name: kubeletServingCert(n),
+      cn: `system:node:${n.name}`,
+      orgs: ["system:nodes"],
+      server: true,
+      dns: [n.name],
+      ips: [n.ip],
+    });
     client(`node-${n.index}`, `system:node:${n.name}`, ["system:nodes"], API_SERVER, np.kubeconfig);
     writeKubeconfig(np.multusKubeconfig, {
       server: API_SERVER,
@@ -132,6 +149,11 @@ export function startApiserver(): ProcRecord {
     "--requestheader-username-headers=X-Remote-User",
     `--proxy-client-cert-file=${f("front-proxy-client.crt")}`,
     `--proxy-client-key-file=${f("front-proxy-client.key")}`,
+    // Logs, exec and port-forward: to the kubelet at the node's InternalIP, both sides verified.
+    `--kubelet-client-certificate=${f(`${KUBELET_CLIENT_CERT}.crt`)}`,
+    `--kubelet-client-key=${f(`${KUBELET_CLIENT_CERT}.key`)}`,
+    `--kubelet-certificate-authority=${f("ca.crt")}`,
+    "--kubelet-preferred-address-types=InternalIP",
     "--allow-privileged=true",
     "--profiling=false",
     "--event-ttl=1h",

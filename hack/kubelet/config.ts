@@ -3,7 +3,7 @@
 // the node's state directory, their own socket and their own cgroup subtree.
 import * as os from "node:os";
 import * as path from "node:path";
-import { nodePaths } from "../cluster/config";
+import { K8S_VERSION, nodePaths } from "../cluster/config";
 
 /** Where built image archives and the pause binary are cached (outside the clone, like the binaries). */
 export const KUBELET_CACHE = path.join(
@@ -17,6 +17,10 @@ export const BUSYBOX_IMAGES = [
   "docker.io/library/busybox:1.36",
   "docker.io/library/busybox:latest",
 ];
+/** Images of the cluster add-ons (hack/cluster/addons), built from the binaries of hack/build-binaries.sh. */
+export const COREDNS_VERSION = "v1.15.0";
+export const KUBE_PROXY_IMAGE = `registry.k8s.io/kube-proxy:${K8S_VERSION}`;
+export const COREDNS_IMAGE = `registry.k8s.io/coredns/coredns:${COREDNS_VERSION}`;
 /** Fallbacks when the generated manifests are not there to read the names from. */
 export const AGENT_IMAGE_FALLBACK = "ghcr.io/pepr-macvlan/agent:0.1.0";
 export const CONTROLLER_REPO = "ghcr.io/defenseunicorns/pepr/controller";
@@ -24,6 +28,11 @@ export const CONTROLLER_REPO = "ghcr.io/defenseunicorns/pepr/controller";
 /** containerd's CRI namespace (the kubelet sees only images in it). */
 export const CRI_NAMESPACE = "k8s.io";
 export const KUBELET_PORT = 10250;
+/**
+ * Pods per kubelet node (KubeletConfiguration maxPods). Each node's pod CIDR is a /24 (253 usable
+ * addresses after the network, broadcast and cni0's gateway): 250 leaves a few spare.
+ */
+export const KUBELET_MAX_PODS = 250;
 export const KUBELET_HEALTHZ_PORT = 10248;
 
 /** Debian packages the kubelet runtime needs (command → package). */
@@ -34,7 +43,7 @@ export const KUBELET_PACKAGES: Array<{ cmd: string; pkg: string; why: string }> 
     why: "CRI runtime (with ctr and containerd-shim-runc-v2)",
   },
   { cmd: "runc", pkg: "runc", why: "OCI runtime" },
-  { cmd: "iptables", pkg: "iptables", why: "DNAT for the kubernetes Service (no kube-proxy)" },
+  { cmd: "iptables", pkg: "iptables", why: "copied into the kube-proxy image (iptables mode)" },
   { cmd: "tar", pkg: "tar", why: "image layers" },
 ];
 

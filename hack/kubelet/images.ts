@@ -4,6 +4,9 @@
 //   busybox     docker.io/library/busybox:1.36 and :latest   Debian's busybox-static + applet links
 //   controller  ghcr.io/defenseunicorns/pepr/controller:v<pepr>   node + production node_modules in /app
 //   agent       ghcr.io/pepr-macvlan/agent:<version>  node + iproute2's ip + dist/agent.js
+//   kube-proxy  registry.k8s.io/kube-proxy:v1.34.4   kube-proxy (hack/build-binaries.sh) + the host's
+//               iptables (xtables multi-binary, its extensions and libraries)
+//   coredns     registry.k8s.io/coredns/coredns:v1.15.0   coredns (hack/build-binaries.sh)
 // Archives are cached in ~/.cache/pepr-macvlan/kubelet/images and rebuilt when their inputs change.
 //
 // Usage: node --import tsx hack/kubelet/images.ts build [name...]
@@ -13,14 +16,16 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClusterInfo, REPO_ROOT, paths } from "../cluster/config";
+import { ClusterInfo, REPO_ROOT, bin, paths } from "../cluster/config";
 import { readJson, run, runOk, writeJsonAtomic } from "../cluster/proc";
 import {
   AGENT_IMAGE_FALLBACK,
   BUSYBOX_IMAGES,
+  COREDNS_IMAGE,
   CONTROLLER_REPO,
   CRI_NAMESPACE,
   KUBELET_CACHE,
+  KUBE_PROXY_IMAGE,
   PAUSE_IMAGE,
   kubeletNodePaths,
 } from "./config";
@@ -37,7 +42,14 @@ import {
   writeImageArchive,
 } from "./oci";
 
-export const IMAGE_NAMES = ["pause", "busybox", "controller", "agent"] as const;
+export const IMAGE_NAMES = [
+  "pause",
+  "busybox",
+  "controller",
+  "agent",
+  "kube-proxy",
+  "coredns",
+] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
 
 const IMAGES_DIR = path.join(KUBELET_CACHE, "images");
@@ -111,6 +123,77 @@ function agentBundle(): string {
     runOk(process.execPath, [path.join(srcDir, "build.mjs")], { cwd: REPO_ROOT });
   }
   return out;
+}
+
+/** The iptables and ip6tables commands kube-proxy runs, all links to one xtables multi-binary. */
+const IPTABLES_COMMANDS = ["iptables", "ip6tables"].flatMap(c => [c, `${c}-save`, `${c}-restore`]);
+
+/** The host's iptables: the multi-binary `iptables` resolves to (nft or legacy) and its extensions. */
+function hostIptables(): { multi: string; extensions: string[] } {
+  const multi = fs.realpathSync(which("iptables"));
+  const dir = ["/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib/xtables"].find(d => fs.existsSync(d));
+  if (!dir) throw new Error("no xtables extension directory: apt-get install iptables");
+  const extensions = fs
+    .readdirSync(dir)
+    .filter(f => f.endsWith(".so"))
+    .sort()
+    .map(f => path.join(dir, f));
+  return { multi, extensions };
+}
+
+/** A statically linked binary from hack/build-binaries.sh, or an error that says how to get it. */
+function builtBinary(name: string): string {
+  const file = bin(name);
+  if (!fs.existsSync(file)) throw new Error(`missing ${file}: run hack/build-binaries.sh`);
+  return file;
+}
+
+function kubeProxyRecipe(): Recipe {
+  const kubeProxy = builtBinary("kube-proxy");
+  const ipt = hostIptables();
+  const inputs = [kubeProxy, ipt.multi, ...ipt.extensions];
+  return {
+    key: hash(KUBE_PROXY_IMAGE, ...inputs.map(f => `${f}:${fileHash(f)}`)),
+    spec: () => ({
+      refs: [KUBE_PROXY_IMAGE],
+      layers: [
+        {
+          populate: root => {
+            addFile(root, kubeProxy, "/usr/local/bin/kube-proxy", 0o755);
+            const multi = `/usr/sbin/${path.basename(ipt.multi)}`;
+            addBinaryWithLibraries(root, ipt.multi, multi);
+            for (const c of IPTABLES_COMMANDS) addSymlink(root, `/usr/sbin/${c}`, multi);
+            // Extensions are loaded at run time (-m conntrack, -j DNAT, …) from the same path.
+            for (const ext of ipt.extensions) addBinaryWithLibraries(root, ext, ext);
+            for (const f of ["/etc/protocols", "/etc/services", "/etc/ethertypes"])
+              if (fs.existsSync(f)) addFile(root, f, f, 0o644);
+            etcFiles(root);
+            addDir(root, "/run");
+          },
+        },
+      ],
+      config: { Entrypoint: ["/usr/local/bin/kube-proxy"] },
+    }),
+  };
+}
+
+function corednsRecipe(): Recipe {
+  const coredns = builtBinary("coredns");
+  return {
+    key: hash(COREDNS_IMAGE, fileHash(coredns)),
+    spec: () => ({
+      refs: [COREDNS_IMAGE],
+      layers: [
+        {
+          populate: root => {
+            addFile(root, coredns, "/coredns", 0o755);
+            etcFiles(root);
+          },
+        },
+      ],
+      config: { Entrypoint: ["/coredns"] },
+    }),
+  };
 }
 
 function recipes(): Record<ImageName, () => Recipe> {
@@ -257,6 +340,9 @@ function recipes(): Record<ImageName, () => Recipe> {
         }),
       };
     },
+
+    "kube-proxy": kubeProxyRecipe,
+    coredns: corednsRecipe,
   };
 }
 

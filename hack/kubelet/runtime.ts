@@ -10,8 +10,7 @@
 //               CAP_SYS_RESOURCE in this sandbox)
 //   kubelet     own root dir and pod log dir there too, cgroupfs driver with cgroupRoot /<node>
 //               (cgroup v1 is allowed with failCgroupV1: false), serving on <node IP>:10250
-//   iptables    DNAT of the kubernetes Service (198.19.128.1:443) to the apiserver: there is no
-//               kube-proxy, and in-cluster clients use the Service address
+//   kube-proxy  (a DaemonSet, hack/cluster/addons) writes the node netns's Service rules
 // `down` (stopKubeletNodes) stops the kubelets, kills what runs in the nodes' cgroups, stops
 // containerd and its shims, unmounts what they mounted and removes the cgroups.
 import { createHash } from "node:crypto";
@@ -19,10 +18,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import {
-  API_PORT,
-  API_SERVICE_IP,
   CLUSTER_DOMAIN,
-  HOST_IP,
+  DNS_SERVICE_IP,
+  GW_IP,
   NodeSpec,
   bin,
   cniBinDir,
@@ -46,6 +44,7 @@ import {
   CGROUP_ROOT_FS,
   CRI_NAMESPACE,
   KUBELET_HEALTHZ_PORT,
+  KUBELET_MAX_PODS,
   KUBELET_PACKAGES,
   KUBELET_PORT,
   KUBELET_STATE,
@@ -56,12 +55,15 @@ import {
   kubeletRecord,
 } from "./config";
 import { IMAGE_NAMES, ImageName, buildImages } from "./images";
+import { kubeletServingCert, pki } from "../cluster/controlplane";
 import type { ImageArchive } from "./oci";
 
 export type Log = (msg: string) => void;
 
 /** Host directories used by every containerd (shim sockets) and by libcni (result cache). */
 const HOST_DIRS = ["/var/lib/cni/results", "/var/lib/cni", "/run/containerd/s", "/run/containerd"];
+/** Host files the kubelets create: kube-proxy's iptables lock (a hostPath, FileOrCreate). */
+const HOST_FILES = ["/run/xtables.lock"];
 const HOST_DIRS_RECORD = () => path.join(KUBELET_STATE, "created-host-dirs.json");
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -329,12 +331,18 @@ export function kubeletConfig(n: NodeSpec, kp: KubeletNodePaths): Record<string,
       x509: { clientCAFile: path.join(paths.pki, "ca.crt") },
     },
     authorization: { mode: "Webhook" },
+    // Serving certificate signed by the cluster CA for the node IP: the API server verifies it
+    // (--kubelet-certificate-authority) when it proxies logs, exec and port-forward.
+    tlsCertFile: pki().file(`${kubeletServingCert(n)}.crt`),
+    tlsPrivateKeyFile: pki().file(`${kubeletServingCert(n)}.key`),
+    // CoreDNS behind the kube-dns Service (hack/cluster/addons).
+    clusterDNS: [DNS_SERVICE_IP],
     clusterDomain: CLUSTER_DOMAIN,
-    // No cluster DNS here; pods fall back to this file (not the host's resolver).
+    // What dnsPolicy Default pods (CoreDNS itself) get, instead of the host's resolver.
     resolvConf: kp.resolvConf,
     failSwapOn: false,
     podLogsDir: kp.podLogs,
-    maxPods: 50,
+    maxPods: KUBELET_MAX_PODS,
     // The nodes share the machine's disk and memory: evict only when it is really short.
     evictionHard: {
       "memory.available": "100Mi",
@@ -397,32 +405,12 @@ export async function startKubeletNode(
     if (!fs.existsSync(link)) fs.symlinkSync(path.join(cniBinDir(), f), link);
   }
   fs.writeFileSync(path.join(kp.cniBin, "multus"), multusWrapper(bin("multus")), { mode: 0o755 });
-  fs.writeFileSync(kp.resolvConf, `# no cluster DNS in the local cluster\nnameserver 198.18.0.1\n`);
-
-  // The kubernetes Service without kube-proxy: DNAT to the apiserver for pods and the node.
-  for (const chain of ["PREROUTING", "OUTPUT"]) {
-    runOk("ip", [
-      "netns",
-      "exec",
-      n.name,
-      "iptables",
-      "-w",
-      "-t",
-      "nat",
-      "-A",
-      chain,
-      "-d",
-      `${API_SERVICE_IP}/32`,
-      "-p",
-      "tcp",
-      "--dport",
-      "443",
-      "-j",
-      "DNAT",
-      "--to-destination",
-      `${HOST_IP}:${API_PORT}`,
-    ]);
-  }
+  // The node's resolver, for dnsPolicy Default pods (CoreDNS): the LAN router, which has no DNS
+  // server, so CoreDNS answers for the cluster zones only.
+  fs.writeFileSync(
+    kp.resolvConf,
+    `# the node's resolver (no DNS server on the LAN)\nnameserver ${GW_IP}\n`,
+  );
 
   fs.writeFileSync(kp.containerdConfig, containerdConfig(n, kp));
   const containerd = startDaemon({
@@ -484,7 +472,7 @@ export async function startKubeletNodes(
 ): Promise<void> {
   // Host directories containerd and libcni create on first use; `down` removes those that did
   // not exist before (once they are empty).
-  const created = HOST_DIRS.filter(d => !fs.existsSync(d));
+  const created = [...HOST_DIRS, ...HOST_FILES].filter(d => !fs.existsSync(d));
   if (!fs.existsSync(KUBELET_STATE)) created.push(KUBELET_STATE);
   fs.mkdirSync(KUBELET_STATE, { recursive: true });
   writeJsonAtomic(HOST_DIRS_RECORD(), created);
@@ -689,6 +677,7 @@ export async function stopKubeletNodes(log: Log): Promise<string[]> {
   const created = readJson<string[]>(HOST_DIRS_RECORD()) ?? [];
   fs.rmSync(HOST_DIRS_RECORD(), { force: true });
   for (const d of [...HOST_DIRS, KUBELET_STATE]) if (created.includes(d)) rmdirIfEmpty(d);
+  for (const f of HOST_FILES) if (created.includes(f)) fs.rmSync(f, { force: true });
   if (nodes.length) log(`removed the kubelet runtime's state in ${KUBELET_STATE}`);
   return errors;
 }
