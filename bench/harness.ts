@@ -1,21 +1,24 @@
-// What the cluster benchmarks share: a local cluster with the module running (two admission
-// replicas and a watcher), torn down whatever happens, and a timestamped log.
+// What the cluster benchmarks share: a local cluster on real kubelets with the module installed as
+// a user installs it (`npx pepr deploy`: two admission replicas and a watcher; the agent DaemonSet
+// when asked), torn down whatever happens, and a timestamped log.
 import { Cluster, startCluster } from "../test/integration/helpers";
-import * as moduleRunner from "../hack/module/module";
+import { deploy } from "../hack/module/deploy";
 
 export const log = (msg: string) =>
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-export function runClusterBench(nodes: number, body: (c: Cluster) => Promise<void>): void {
+export function runClusterBench(
+  nodes: number,
+  body: (c: Cluster) => Promise<void>,
+  opts: { agent?: boolean; env?: Record<string, string> } = {},
+): void {
   const run = async () => {
     log(`starting a ${nodes}-node cluster with the module`);
-    const c = await startCluster({ nodes });
+    const c = await startCluster({ nodes, runtime: "kubelet" });
     try {
-      moduleRunner.install(2);
-      await moduleRunner.start(2);
+      await deploy({ agent: opts.agent ?? false, env: opts.env });
       await body(c);
     } finally {
-      await moduleRunner.stop();
       await c.down();
     }
   };

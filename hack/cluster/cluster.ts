@@ -63,6 +63,7 @@ import {
 } from "./proc";
 import type { PodState } from "./runtime/pod";
 import { prepareKubeletRuntime, startKubeletNodes, stopKubeletNodes } from "../kubelet/runtime";
+import { kubeletNodePaths } from "../kubelet/config";
 
 const t0 = Date.now();
 export function say(msg: string): void {
@@ -578,7 +579,13 @@ export interface ExecTarget {
   netns: string;
   /** Node the pod runs on, for pods. */
   node?: string;
-  pod?: { namespace: string; name: string; uid: string; hostNetwork: boolean };
+  pod?: {
+    namespace: string;
+    name: string;
+    uid: string;
+    hostNetwork: boolean;
+    containers: string[];
+  };
 }
 
 /** Resolves `node/<node>`, `netns/<pmv-…>` or `<namespace>/<pod>` to a network namespace. */
@@ -611,7 +618,8 @@ export async function resolveTarget(target: string): Promise<ExecTarget> {
     const netns = hostNetwork ? node : podNetns(uid);
     if (!netnsExists(netns))
       throw new Error(`pod ${target} has no network namespace yet (${netns})`);
-    return { netns, node, pod: { namespace: kind, name, uid, hostNetwork } };
+    const containers = (pod.spec.containers as { name: string }[]).map(x => x.name);
+    return { netns, node, pod: { namespace: kind, name, uid, hostNetwork, containers } };
   } finally {
     kube.close();
   }
@@ -628,14 +636,44 @@ export async function execIn(target: string, cmd: string[]): Promise<number> {
   return r.status ?? 128 + 9;
 }
 
+/**
+ * A container's output as the kubelet wrote it (podLogsDir/<ns>_<pod>_<uid>/<container>/<n>.log,
+ * CRI format "<time> <stream> <P|F> <text>"), the latest restart's, without the CRI prefixes.
+ * The same text `kubectl logs` prints; read from the file so it works without the kubelet API.
+ */
+export function podLogText(
+  node: string,
+  pod: { namespace: string; name: string; uid: string },
+  container: string,
+): string | undefined {
+  const dir = path.join(
+    kubeletNodePaths(node).podLogs,
+    `${pod.namespace}_${pod.name}_${pod.uid}`,
+    container,
+  );
+  if (!fs.existsSync(dir)) return undefined;
+  const latest = fs
+    .readdirSync(dir)
+    .filter(f => /^\d+\.log$/.test(f))
+    .sort((x, y) => parseInt(y) - parseInt(x))[0];
+  if (!latest) return undefined;
+  let out = "";
+  for (const line of fs.readFileSync(path.join(dir, latest), "utf8").split("\n")) {
+    const m = /^\S+ (?:stdout|stderr) ([PF]) (.*)$/.exec(line);
+    if (m) out += m[1] === "F" ? `${m[2]}\n` : m[2];
+  }
+  return out;
+}
+
 export async function logs(target: string, container?: string): Promise<number> {
   const t = await resolveTarget(target);
   if (!t.pod || !t.node) throw new Error("logs needs <namespace>/<pod>");
-  const dir = path.join(nodePaths(t.node).pods, t.pod.uid);
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter(f => f.endsWith(".log")) : [];
-  const file = container ? `${container}.log` : files[0];
-  if (!file || !fs.existsSync(path.join(dir, file)))
-    throw new Error(`no log for ${target} ${container ?? ""} in ${dir}`);
-  process.stdout.write(fs.readFileSync(path.join(dir, file)));
+  const name = container ?? t.pod.containers[0];
+  const text = podLogText(t.node, t.pod, name);
+  if (text === undefined)
+    throw new Error(
+      `no log for ${target} container ${name} (containers: ${t.pod.containers.join(", ")})`,
+    );
+  process.stdout.write(text);
   return 0;
 }

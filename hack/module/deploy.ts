@@ -219,9 +219,54 @@ export async function waitForAgent(timeoutMs = 120_000): Promise<Obj[]> {
   }
 }
 
+/**
+ * `kubectl set env` on the admission Deployment and the watcher (settings such as
+ * MACVLAN_RESYNC_SECONDS), then waits for both rollouts and the module to be Ready again.
+ */
+export async function setModuleEnv(env: Record<string, string>): Promise<void> {
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  if (!pairs.length) return;
+  await kubectl([
+    "-n",
+    NAMESPACE,
+    "set",
+    "env",
+    `deployment/${ADMISSION}`,
+    `deployment/${WATCHER}`,
+    ...pairs,
+  ]);
+  for (const d of [ADMISSION, WATCHER])
+    await kubectl(
+      ["-n", NAMESPACE, "rollout", "status", `deployment/${d}`, "--timeout=180s"],
+      200_000,
+    );
+  await waitForModule();
+}
+
+/**
+ * Scales the watcher Deployment (0 stops it, as an outage would; 1 brings it back) and waits until
+ * that many watcher pods run Ready and no other is left.
+ */
+export async function scaleWatcher(replicas: 0 | 1, timeoutMs = 120_000): Promise<void> {
+  await kubectl(["-n", NAMESPACE, "scale", `deployment/${WATCHER}`, `--replicas=${replicas}`]);
+  const api = kube();
+  try {
+    await waitUntil(
+      `${replicas} watcher pod${replicas === 1 ? "" : "s"} (and no terminating one)`,
+      async () => {
+        const pods = await podsOf(api, "pepr.dev/controller=watcher");
+        return pods.length === replicas && pods.every(ready);
+      },
+      timeoutMs,
+    );
+  } finally {
+    api.close();
+  }
+}
+
 /** CRDs, `npx pepr deploy --yes`, the module Ready; then (unless agent=false) the agent DaemonSet. */
 export async function deploy(
-  opts: { agent?: boolean; echo?: boolean; timeoutMs?: number } = {},
+  opts: { agent?: boolean; echo?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<{ moduleSeconds: number; agentSeconds?: number }> {
   const t0 = Date.now();
   log("kubectl apply -f crds/");
@@ -231,6 +276,12 @@ export async function deploy(
   log(`npx pepr deploy --yes (KUBECONFIG=${paths.kubeconfig})`);
   await peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
   await waitForModule();
+  if (opts.env && Object.keys(opts.env).length) {
+    log(
+      `kubectl set env ${Object.keys(opts.env).join(", ")} on the admission and watcher Deployments`,
+    );
+    await setModuleEnv(opts.env);
+  }
   const moduleSeconds = (Date.now() - t0) / 1000;
   log(`module Ready (2 admission pods, 1 watcher) ${moduleSeconds.toFixed(1)} s after start`);
   if (opts.agent === false) return { moduleSeconds };

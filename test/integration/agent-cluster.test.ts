@@ -1,15 +1,14 @@
 // The node agent on the local cluster, deployed as it would be: agent/deploy/agent.yaml (its
-// ServiceAccount and least-privilege RBAC, the DaemonSet with downward-API env), run by each
-// node's runtime in the node's network namespace (hostNetwork) with the bundled dist/agent.js.
+// ServiceAccount and least-privilege RBAC, the DaemonSet with downward-API env), run from its image
+// by each node's kubelet in the node's network namespace (hostNetwork).
 // Multus and the macvlan CNI make net1. Addresses come from a stand-in for the operator (the
 // NAD and the pod annotations rendered with lib/render, as the operator writes them), or from
-// the real operator (the built Pepr module) with AGENT_TEST_OPERATOR=1.
+// the real operator (`npx pepr deploy`) with AGENT_TEST_OPERATOR=1.
 import anyTest, { type TestFn } from "ava";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
-import * as moduleRunner from "../../hack/module/module";
+import { deploy as deployModule } from "../../hack/module/deploy";
 import { shimName } from "../../agent/plan";
 import type { MacvlanSubnet } from "../../crds/types";
 import { macFor } from "../../lib/ipam/identity";
@@ -27,7 +26,7 @@ import {
 } from "./helpers";
 
 const test = anyTest as TestFn;
-const cluster = withCluster(test, { nodes: 2 });
+const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const NS = "agent-t";
@@ -65,23 +64,19 @@ async function nodeGet(c: Cluster, node: number, ip: string): Promise<string | u
   return r.status === 200 ? r.body.trim() : undefined;
 }
 
-/** agent/deploy/agent.yaml, with the container command pointed at the bundle (images are ignored). */
+/** agent/deploy/agent.yaml as shipped (image, RBAC), with a 5 s resync and info logs. */
 function agentManifest(): Json[] {
   const docs = parseAllDocuments(
     fs.readFileSync(path.join(ROOT, "agent", "deploy", "agent.yaml"), "utf8"),
   ).map(d => d.toJS() as Json);
   const ds = docs.find(d => d.kind === "DaemonSet");
-  const ctr = ds.spec.template.spec.containers[0];
-  ctr.command = [process.execPath, path.join(ROOT, "dist", "agent.js")];
-  const env = ctr.env as { name: string; value?: string }[];
+  const env = ds.spec.template.spec.containers[0].env as { name: string; value?: string }[];
   const set = (name: string, value: string) => {
     const e = env.find(x => x.name === name);
     if (e) e.value = value;
     else env.push({ name, value });
   };
   set("AGENT_RESYNC_SECONDS", "5");
-  // The runtime runs the process in the node's network namespace: its own /proc/sys/net is the node's.
-  set("AGENT_SYSCTL_ROOT", "/proc/sys");
   set("LOG_LEVEL", "info");
   return docs;
 }
@@ -97,19 +92,13 @@ let lanSubnet: MacvlanSubnet;
 
 test.before(async () => {
   const c = cluster();
-  execFileSync(process.execPath, [path.join(ROOT, "agent", "build.mjs")], {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
   const lan = subnet("lan", {
     cidr: "198.18.0.0/16",
     gateway: "198.18.0.1",
     ranges: [{ start: "198.18.100.10", end: "198.18.100.60" }],
   });
   if (WITH_OPERATOR) {
-    moduleRunner.build();
-    moduleRunner.install(1);
-    await moduleRunner.start(1);
+    await deployModule({ agent: false });
     await c.apply(lan);
     await waitFor(
       async () => (await getJson(c, ["mvs", "lan"]))?.status?.conditions?.[0]?.status === "True",
@@ -131,10 +120,6 @@ test.before(async () => {
   lanSubnet = (await getJson(c, ["mvs", "lan"])) as MacvlanSubnet;
   await c.createNamespace(NS, { "macvlan.dev/subnet": "lan" });
   if (!WITH_OPERATOR) await c.apply(renderNad(lanSubnet, NS));
-});
-
-test.after.always(async () => {
-  if (WITH_OPERATOR) await moduleRunner.stop();
 });
 
 test.afterEach.always(async t => {

@@ -61,13 +61,6 @@ type Json = any;
 
 const ann = (p: Pod, key: string): string | undefined => p.metadata?.annotations?.[key];
 
-/** A busybox pod from the imported image, never pulled. */
-function busyboxPod(o: Parameters<typeof testPod>[0]) {
-  const pod = testPod(o);
-  Object.assign(pod.spec.containers[0], { image: "busybox:1.36", imagePullPolicy: "IfNotPresent" });
-  return pod;
-}
-
 /** Resident memory (MiB) of the processes whose command line contains `needle`. */
 function rssMiB(needle: string): { pids: number[]; mib: number } {
   const pids = run("pgrep", ["-f", needle]).stdout.split("\n").filter(Boolean).map(Number);
@@ -161,7 +154,7 @@ test.serial(
     );
     await c.createNamespace(NS, { "macvlan.dev/subnet": SUBNET });
     const t0 = Date.now();
-    await c.apply(busyboxPod({ name: "bb", namespace: NS, node: "pmv-node-2" }));
+    await c.apply(testPod({ name: "bb", namespace: NS, node: "pmv-node-2" }));
     const pod = await c.waitForPodReady(NS, "bb", { timeoutMs: 90000 });
     t.log(`busybox pod Ready ${((Date.now() - t0) / 1000).toFixed(1)} s after kubectl apply`);
     t.is(pod.status.containerStatuses[0].image, "docker.io/library/busybox:1.36");
@@ -198,7 +191,7 @@ test.serial(
     const c = cluster();
     const probe = { httpGet: { port: 8080, path: "/" }, periodSeconds: 1, failureThreshold: 1 };
     await c.apply(
-      busyboxPod({
+      testPod({
         name: "vm",
         namespace: NS,
         node: "pmv-node-1",

@@ -3,10 +3,12 @@
 // exactly one live pod, and nothing may be left over once the pods are gone.
 import anyTest, { TestFn } from "ava";
 import { testDeployment, waitFor, withCluster, macvlanSubnet } from "./helpers";
-import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
-const cluster = withCluster(test, { nodes: 2 });
+const cluster = withCluster(test, {
+  nodes: 2,
+  module: { agent: false, env: { MACVLAN_RESYNC_SECONDS: "10" } },
+});
 
 const DEPLOYMENTS = 3;
 const REPLICAS = 100;
@@ -17,9 +19,6 @@ type Json = any;
 
 test.before(async () => {
   const c = cluster();
-  process.env.MACVLAN_RESYNC_SECONDS = "10";
-  moduleRunner.install(2);
-  await moduleRunner.start(2);
   await c.apply(
     macvlanSubnet("bulk", {
       ranges: [{ start: "198.18.110.1", end: "198.18.111.254" }],
@@ -27,10 +26,6 @@ test.before(async () => {
     }),
   );
   await c.createNamespace(NS, { "macvlan.dev/subnet": "bulk" });
-});
-
-test.after.always(async () => {
-  await moduleRunner.stop();
 });
 
 test.serial(

@@ -1,7 +1,6 @@
 // The operator on the real local cluster: the module built by `npx pepr build`, two admission
 // replicas behind the webhook Service and one watcher, Multus and the CNI plugins on each node.
 import anyTest, { TestFn } from "ava";
-import { execFileSync } from "node:child_process";
 import {
   Cluster,
   Pod,
@@ -13,11 +12,18 @@ import {
   macvlanSubnet,
   unclaimedLease,
   getJson,
+  BUSYBOX_CONTAINER,
 } from "./helpers";
-import * as moduleRunner from "../../hack/module/module";
+import { scaleWatcher } from "../../hack/module/deploy";
 
 const test = anyTest as TestFn;
-const cluster = withCluster(test, { nodes: 2 });
+const cluster = withCluster(test, {
+  nodes: 2,
+  module: {
+    agent: false,
+    env: { MACVLAN_RESYNC_SECONDS: "5", MACVLAN_RESERVED_TTL_SECONDS: "8" },
+  },
+});
 
 const SUBNET = "lan";
 const RANGE = { start: "198.18.100.10", end: "198.18.100.200" };
@@ -45,10 +51,6 @@ async function createPod(c: Cluster, pod: object) {
 
 test.before(async () => {
   const c = cluster();
-  process.env.MACVLAN_RESYNC_SECONDS = "5";
-  process.env.MACVLAN_RESERVED_TTL_SECONDS = "8";
-  moduleRunner.install(2);
-  await moduleRunner.start(2);
   await c.apply(subnet(SUBNET, { ranges: [RANGE], reuseDelaySeconds: 4 }));
   await waitFor(
     async () => (await getJson(c, ["mvs", SUBNET]))?.status?.conditions?.[0]?.status === "True",
@@ -56,10 +58,6 @@ test.before(async () => {
       what: "subnet lan Ready",
     },
   );
-});
-
-test.after.always(async () => {
-  await moduleRunner.stop();
 });
 
 test.serial(
@@ -296,7 +294,7 @@ test.serial(
           metadata: { labels: { app: "db" } },
           spec: {
             terminationGracePeriodSeconds: 1,
-            containers: [{ name: "db", image: "busybox", command: ["sleep", "infinity"] }],
+            containers: [{ name: "db", ...BUSYBOX_CONTAINER, command: ["sleep", "infinity"] }],
           },
         },
       },
@@ -341,8 +339,7 @@ test.serial("a restarted watcher repairs what happened while it was down, with E
   await waitFor(async () => (await getJson(c, ["mvl", name]))?.status?.phase === "Bound", {
     what: "bound",
   });
-  const watcher = c.processes().find(p => p.name === "pepr-watcher")!;
-  process.kill(-watcher.pid, "SIGKILL");
+  await scaleWatcher(0);
   await c.kubectl(["-n", "op-repair", "delete", "pod", "p", "--wait=true"]);
   await sleep(1000);
   t.is(
@@ -350,7 +347,7 @@ test.serial("a restarted watcher repairs what happened while it was down, with E
     "Bound",
     "nobody released it while the watcher was down",
   );
-  await moduleRunner.start(2);
+  await scaleWatcher(1);
   await waitFor(
     async () => {
       const l = await getJson(c, ["mvl", name]);
@@ -392,7 +389,7 @@ test.serial(
               containers: [
                 {
                   name: "web",
-                  image: "busybox",
+                  ...BUSYBOX_CONTAINER,
                   command: ["sleep", "infinity"],
                   ports: [{ name: "http", containerPort: 8080 }],
                 },
@@ -491,10 +488,14 @@ test.serial(
   async t => {
     const c = cluster();
     const node = c.node(1);
+    const podIP = async (component: string) =>
+      (await c.listPods("pepr-system", `pepr.dev/controller=${component}`)).find(podReady)!.status
+        .podIP as string;
+    const admissionIP = await podIP("admission");
     const admission = await c.execOk(`node/${node.name}`, [
       "curl",
       "-sk",
-      `https://${node.ip}:3000/metrics`,
+      `https://${admissionIP}:3000/metrics`,
     ]);
     t.regex(admission, /pepr_macvlan_allocations \d+/);
     t.regex(admission, /pepr_macvlan_denials \d+/);
@@ -507,13 +508,15 @@ test.serial(
       "-",
       "-o",
       "/dev/null",
-      `https://${node.ip}:3000/healthz`,
+      `https://${admissionIP}:3000/healthz`,
     ]);
     t.regex(headers, /keep-alive: timeout=120/i);
-    // The watcher runs in the host network namespace and counts free addresses per subnet.
-    const watcher = execFileSync("curl", ["-sk", "https://127.0.0.1:3000/metrics"], {
-      encoding: "utf8",
-    });
+    // The watcher counts free addresses per subnet.
+    const watcher = await c.execOk(`node/${node.name}`, [
+      "curl",
+      "-sk",
+      `https://${await podIP("watcher")}:3000/metrics`,
+    ]);
     t.regex(watcher, /pepr_macvlan_subnet_free_addresses\{subnet="lan"\} \d+/);
   },
 );

@@ -45,12 +45,6 @@ async function canI(c: Cluster, user: string, args: string[]): Promise<boolean> 
   return answer === "yes";
 }
 
-const busybox = (o: Parameters<typeof testPod>[0]) => {
-  const pod = testPod(o);
-  Object.assign(pod.spec.containers[0], { image: "busybox:1.36", imagePullPolicy: "IfNotPresent" });
-  return pod;
-};
-
 let podIP = "";
 
 test.serial.before(async t => {
@@ -176,7 +170,7 @@ test.serial(
       }),
     );
     await c.apply(
-      busybox({ name: "web", namespace: TENANT_NS, node: "pmv-node-1", labels: { app: "web" } }),
+      testPod({ name: "web", namespace: TENANT_NS, node: "pmv-node-1", labels: { app: "web" } }),
     );
     const pod = await c.waitForPodReady(TENANT_NS, "web", { timeoutMs: 90000 });
     podIP = pod.metadata.annotations!["macvlan.dev/ip"];

@@ -13,10 +13,15 @@ import {
   macvlanSubnet,
   getJson,
 } from "./helpers";
-import * as moduleRunner from "../../hack/module/module";
 
 const test = anyTest as TestFn;
-const cluster = withCluster(test, { nodes: 2 });
+const cluster = withCluster(test, {
+  nodes: 2,
+  module: {
+    agent: false,
+    env: { MACVLAN_RESYNC_SECONDS: "5", MACVLAN_RESERVED_TTL_SECONDS: "8" },
+  },
+});
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -26,10 +31,6 @@ const createPod = (c: Cluster, pod: object) =>
 
 test.before(async () => {
   const c = cluster();
-  process.env.MACVLAN_RESYNC_SECONDS = "5";
-  process.env.MACVLAN_RESERVED_TTL_SECONDS = "8";
-  moduleRunner.install(2);
-  await moduleRunner.start(2);
   await c.apply(
     macvlanSubnet("lan", { ranges: [{ start: "198.18.100.10", end: "198.18.100.100" }] }),
   );
@@ -48,10 +49,6 @@ test.before(async () => {
       what: "subnet lan Ready",
     },
   );
-});
-
-test.after.always(async () => {
-  await moduleRunner.stop();
 });
 
 const SPELLINGS: [string, Record<string, string>][] = [

@@ -11,7 +11,7 @@ import type { ExecutionContext, TestFn } from "ava";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acquireLock, resolveTarget } from "../../../hack/cluster/cluster";
+import { acquireLock, podLogText, resolveTarget } from "../../../hack/cluster/cluster";
 import { ClusterInfo, NodeSpec, REPO_ROOT, nodePaths, paths } from "../../../hack/cluster/config";
 import { Kube, KubeObject, isNotFound } from "../../../hack/cluster/kube";
 import {
@@ -23,8 +23,9 @@ import {
   run,
   runAsync,
 } from "../../../hack/cluster/proc";
-import type { PodState } from "../../../hack/cluster/runtime/pod";
+import { kubeletNodePaths } from "../../../hack/kubelet/config";
 import { HostSnapshot, hostSnapshot } from "./host";
+import { deploy as deployModule } from "../../../hack/module/deploy";
 
 export { paths, podNetns } from "../../../hack/cluster/config";
 export type { ClusterInfo, NodeSpec } from "../../../hack/cluster/config";
@@ -41,8 +42,14 @@ export type { RunResult } from "../../../hack/cluster/proc";
 export interface ClusterOptions {
   /** Number of nodes (default 2). */
   nodes?: number;
-  /** What runs the pods: the simple node runtime (default) or containerd + kubelet. */
+  /** What runs the pods: containerd + kubelet (default) or the older simple node runtime. */
   runtime?: "simple" | "kubelet";
+  /**
+   * Install the module after `up`, as a user does (hack/module/deploy.ts: crds/, policies,
+   * `npx pepr deploy --yes`, then `kubectl set env` with these settings, and the agent DaemonSet
+   * unless agent is false).
+   */
+  module?: { env?: Record<string, string>; agent?: boolean };
   /** Leave the cluster running after the tests (default: env PMV_CLUSTER_KEEP=1). */
   keep?: boolean;
   /** Print `up`/`down` output as it happens (default: env PMV_CLUSTER_VERBOSE=1). */
@@ -54,25 +61,6 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What is awaited, for the timeout error. */
   what?: string;
-}
-
-/** One line of a node's cni.log (hack/cluster/runtime/cni.ts). */
-export interface CniLogEntry {
-  time: string;
-  node: string;
-  command: "ADD" | "DEL" | "CHECK";
-  pod: string;
-  uid: string;
-  containerId: string;
-  netns: string;
-  ifname: string;
-  ok: boolean;
-  durationMs: number;
-  result?: {
-    ips?: Array<{ address: string }>;
-    interfaces?: Array<{ name: string; sandbox?: string }>;
-  };
-  error?: string;
 }
 
 /** An entry of the k8s.v1.cni.cncf.io/network-status annotation. */
@@ -368,44 +356,18 @@ export class Cluster {
     return { status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, Math.max(i, 0)) };
   }
 
-  // ---- node-side state (files of the node runtimes) -------------------------------------------
-
-  /** CNI calls a node runtime made (one entry per call, oldest first). */
-  cniLog(node: string | number): CniLogEntry[] {
-    const f = nodePaths(this.node(node).name).cniLog;
-    if (!fs.existsSync(f)) return [];
-    return fs
-      .readFileSync(f, "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map(l => JSON.parse(l) as CniLogEntry);
-  }
-
-  /** Addresses host-local (cluster network IPAM) holds on a node. */
-  hostLocalIPs(node: string | number): string[] {
-    const dir = path.join(nodePaths(this.node(node).name).hostLocalData, "pmv-cluster");
-    if (!fs.existsSync(dir)) return [];
-    return fs
-      .readdirSync(dir)
-      .filter(f => /^[0-9a-f.:]+$/.test(f) && (f.includes(".") || f.includes(":")));
-  }
+  // ---- node-side state ------------------------------------------------------------------------
 
   netnsExists(name: string): boolean {
     return fs.existsSync(`/run/netns/${name}`);
   }
 
-  /** The node runtime's record of a pod (undefined once it is torn down). */
-  podState(node: string | number, uid: string): PodState | undefined {
-    return readJson<PodState>(path.join(nodePaths(this.node(node).name).pods, uid, "state.json"));
-  }
-
-  /** Output of a pod's container (the node runtime writes it to a file). */
+  /** Output of a pod's container (the kubelet's log file of its latest run; "" if none yet). */
   async podLog(namespace: string, name: string, container?: string): Promise<string> {
     const p = await this.getPod(namespace, name);
     if (!p?.spec.nodeName) throw new Error(`pod ${namespace}/${name} not scheduled`);
-    const c = container ?? p.spec.containers[0].name;
-    const f = path.join(nodePaths(p.spec.nodeName).pods, String(p.metadata.uid), `${c}.log`);
-    return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
+    const pod = { namespace, name, uid: String(p.metadata.uid) };
+    return podLogText(p.spec.nodeName, pod, container ?? p.spec.containers[0].name) ?? "";
   }
 
   /** The processes the cluster started (control plane and node runtimes). */
@@ -413,13 +375,13 @@ export class Cluster {
     return readProcRecords(paths.procs);
   }
 
-  /** Last lines of the node runtimes' logs and pod list, for failure reports. */
+  /** The pod list and the last lines of each kubelet's log, for failure reports. */
   async diagnostics(): Promise<string> {
     const out: string[] = [];
     const r = await this.kubectlResult(["get", "pods", "-A", "-o", "wide"], { timeoutMs: 10000 });
     out.push(r.stdout || r.stderr);
     for (const n of this.nodes) {
-      const f = nodePaths(n.name).runtimeLog;
+      const f = kubeletNodePaths(n.name).kubeletLog;
       if (fs.existsSync(f))
         out.push(`--- ${f}\n${fs.readFileSync(f, "utf8").split("\n").slice(-30).join("\n")}`);
     }
@@ -505,12 +467,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     const before = hostSnapshot(binDir);
     const r = await runCli(
-      [
-        "up",
-        "--nodes",
-        String(opts.nodes ?? 2),
-        ...(opts.runtime ? ["--runtime", opts.runtime] : []),
-      ],
+      ["up", "--nodes", String(opts.nodes ?? 2), "--runtime", opts.runtime ?? "kubelet"],
       opts.verbose,
     );
     if (r.code !== 0) {
@@ -542,6 +499,13 @@ export function withCluster(test: TestFn, opts: ClusterOptions = {}): () => Clus
     t.log(
       `cluster up (${cluster.nodes.length} nodes) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
     );
+    if (opts.module) {
+      const r = await deployModule({ env: opts.module.env, agent: opts.module.agent });
+      t.log(
+        `module Ready in ${r.moduleSeconds.toFixed(1)}s` +
+          (r.agentSeconds === undefined ? "" : `, agent in ${r.agentSeconds.toFixed(1)}s`),
+      );
+    }
   });
   test.afterEach.always(async (t: ExecutionContext) => {
     if (!t.passed && cluster) t.log(await cluster.diagnostics());

@@ -1,7 +1,9 @@
-// Builders for objects the integration tests create often. Images are ignored by the node
-// runtime (commands run from the host), so `busybox`-style commands are what matters.
+// Builders for objects the integration tests create often. Containers run the busybox image the
+// cluster imports on every node (hack/kubelet/images.ts); there is no registry to pull from.
 
 export const BUSYBOX = "busybox:1.36";
+/** Never pull: the image is imported on every node and there is no registry. */
+export const BUSYBOX_CONTAINER = { image: BUSYBOX, imagePullPolicy: "IfNotPresent" } as const;
 
 export interface MacvlanNadOptions {
   name: string;
@@ -83,7 +85,7 @@ export function testPod(o: TestPodOptions) {
       containers: [
         {
           name: "main",
-          image: BUSYBOX,
+          ...BUSYBOX_CONTAINER,
           command: o.command ?? ["sleep", "infinity"],
           ...(o.env ? { env: o.env } : {}),
           ...(o.ports ? { ports: o.ports } : {}),
@@ -117,7 +119,7 @@ export function testDeployment(o: TestDeploymentOptions) {
         spec: {
           terminationGracePeriodSeconds: o.terminationGracePeriodSeconds ?? 1,
           containers: [
-            { name: "main", image: BUSYBOX, command: o.command ?? ["sleep", "infinity"] },
+            { name: "main", ...BUSYBOX_CONTAINER, command: o.command ?? ["sleep", "infinity"] },
           ],
         },
       },
