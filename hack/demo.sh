@@ -63,6 +63,32 @@ show cluster exec node/pmv-node-1 -- ping -c 2 "$own_ip"
 step "Service discovery: the exposed Service has a headless twin listing the macvlan IPs"
 show kubectl -n demo get endpointslices -l kubernetes.io/service-name=web-macvlan -o wide
 
+if [[ $RUNTIME == kubelet ]]; then
+  step "DNS (CoreDNS): web-macvlan resolves to the pods' macvlan IPs, web to its ClusterIP"
+  show kubectl -n demo exec db-0 -- nslookup web-macvlan.demo.svc.cluster.local || true
+  show kubectl -n demo exec db-0 -- nslookup web.demo.svc.cluster.local || true
+
+  step "A macvlan pod calls the ClusterIP over eth0 (kube-proxy on its node picks a web pod)"
+  cip=$(kubectl -n demo get service web -o jsonpath='{.spec.clusterIP}')
+  # busybox httpd serves /tmp, which has no index: any HTTP status proves the call got through.
+  show cluster exec "demo/$a" -- curl -sS -m 5 -o /dev/null -w 'HTTP %{http_code} from %{remote_ip}:%{remote_port}\n' "http://$cip/" || true
+
+  step "Gratuitous ARP: a new pod's net1 announces its address from its MAC (tcpdump on the LAN bridge)"
+  cap=$(mktemp)
+  ip netns exec pmv-lan timeout 60 tcpdump -i br-lan -n -e -l arp >"$cap" 2>/dev/null &
+  tcpdump_pid=$!
+  sleep 1
+  show kubectl -n demo scale deploy/web --replicas=4
+  kubectl -n demo rollout status deploy/web --timeout=120s >/dev/null
+  new=$(kubectl -n demo get pods -l app=web --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[-1:].metadata.annotations.macvlan\.dev/ip} {.items[-1:].metadata.annotations.macvlan\.dev/mac}')
+  read -r new_ip new_mac <<<"$new"
+  for _ in $(seq 10); do grep -q "tell $new_ip" "$cap" && break; sleep 1; done
+  kill "$tcpdump_pid" 2>/dev/null || true
+  printf 'new pod: %s %s\n' "$new_ip" "$new_mac"
+  grep -F "$new_ip" "$cap" | head -3 || echo "(no announcement captured)"
+  rm -f "$cap"
+fi
+
 step "A StatefulSet pod keeps its address when it is deleted and comes back"
 before=$(kubectl -n demo get pod db-0 -o jsonpath='{.metadata.annotations.macvlan\.dev/ip}')
 show kubectl -n demo delete pod db-0 --wait=true
