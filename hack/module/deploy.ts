@@ -224,23 +224,42 @@ export async function waitForAgent(timeoutMs = 120_000): Promise<Obj[]> {
  * MACVLAN_RESYNC_SECONDS), then waits for both rollouts and the module to be Ready again.
  */
 export async function setModuleEnv(env: Record<string, string>): Promise<void> {
+  await setEnv(env);
+  await waitForRollout();
+}
+
+async function setEnv(env: Record<string, string>): Promise<void> {
   const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  if (!pairs.length) return;
-  await kubectl([
-    "-n",
-    NAMESPACE,
-    "set",
-    "env",
-    `deployment/${ADMISSION}`,
-    `deployment/${WATCHER}`,
-    ...pairs,
-  ]);
+  const deployments = [`deployment/${ADMISSION}`, `deployment/${WATCHER}`];
+  await kubectl(["-n", NAMESPACE, "set", "env", ...deployments, ...pairs]);
+}
+
+async function waitForRollout(): Promise<void> {
   for (const d of [ADMISSION, WATCHER])
     await kubectl(
       ["-n", NAMESPACE, "rollout", "status", `deployment/${d}`, "--timeout=180s"],
       200_000,
     );
   await waitForModule();
+}
+
+/** Resolves once `npx pepr deploy` has created both Deployments (it is still waiting for them). */
+async function deploymentsCreated(timeoutMs = 240_000): Promise<void> {
+  const api = kube();
+  try {
+    await waitUntil(
+      "the admission and watcher Deployments",
+      async () => {
+        for (const d of [ADMISSION, WATCHER])
+          if (!(await api.getOrUndefined(`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/${d}`)))
+            return false;
+        return true;
+      },
+      timeoutMs,
+    );
+  } finally {
+    api.close();
+  }
 }
 
 /**
@@ -274,14 +293,17 @@ export async function deploy(
   log(`kubectl apply -f ${path.relative(REPO_ROOT, POLICIES)}`);
   await applyPolicies();
   log(`npx pepr deploy --yes (KUBECONFIG=${paths.kubeconfig})`);
-  await peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
-  await waitForModule();
-  if (opts.env && Object.keys(opts.env).length) {
-    log(
-      `kubectl set env ${Object.keys(opts.env).join(", ")} on the admission and watcher Deployments`,
-    );
-    await setModuleEnv(opts.env);
+  const deployed = peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
+  deployed.catch(() => undefined); // awaited below; this only keeps an early throw from orphaning it
+  const env = opts.env ?? {};
+  if (Object.keys(env).length) {
+    // Set as soon as the Deployments exist, so their first pods already start with the settings.
+    await Promise.race([deploymentsCreated(), deployed]);
+    log(`kubectl set env ${Object.keys(env).join(", ")} on the admission and watcher Deployments`);
+    await setEnv(env);
   }
+  await deployed;
+  await waitForRollout();
   const moduleSeconds = (Date.now() - t0) / 1000;
   log(`module Ready (2 admission pods, 1 watcher) ${moduleSeconds.toFixed(1)} s after start`);
   if (opts.agent === false) return { moduleSeconds };

@@ -66,7 +66,7 @@ test.serial(
         namespace: NS,
         node: NODE1,
         command: httpServer(8080),
-        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${MV1}/24`] }],
+        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${MV1}/16`] }],
       }),
       // A readiness probe on the macvlan IP runs from the node (the kubelet's): it fails.
       testPod({
@@ -74,7 +74,7 @@ test.serial(
         namespace: NS,
         node: NODE1,
         command: httpServer(8080),
-        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${PROBED}/24`] }],
+        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${PROBED}/16`] }],
         readinessProbe: {
           httpGet: { host: PROBED, port: 8080, path: "/" },
           periodSeconds: 1,
@@ -111,7 +111,7 @@ test.serial(
         name: "late-nad",
         namespace: NS,
         node: NODE2,
-        networks: [{ name: "late", namespace: NS, interface: "net1", ips: ["198.18.100.14/24"] }],
+        networks: [{ name: "late", namespace: NS, interface: "net1", ips: ["198.18.100.14/16"] }],
       }),
     );
     const ev = await waitFor(
@@ -147,7 +147,7 @@ test.serial("the cluster CLI: status and exec", async t => {
     "net1",
   ]);
   t.is(ex.code, 0, ex.stderr);
-  t.regex(ex.stdout, new RegExp(`^net1@\\S+\\s+UP\\s+${MV1.replace(/\./g, "\\.")}/24`));
+  t.regex(ex.stdout, new RegExp(`^net1@\\S+\\s+UP\\s+${MV1.replace(/\./g, "\\.")}/16`));
   const nx = await runAsync("bash", [
     "hack/cluster.sh",
     "exec",

@@ -109,7 +109,7 @@ test.serial("busybox pods get a macvlan net1 through Multus on both kubelet node
         namespace: NS,
         node: p.node,
         command: ["sh", "-c", `echo hello from $(hostname); ${httpServer(8080)[2]}`],
-        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${p.ip}/24`] }],
+        networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${p.ip}/16`] }],
         readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
       });
       return pod;
@@ -146,7 +146,7 @@ test.serial("busybox pods get a macvlan net1 through Multus on both kubelet node
       "dev",
       "net1",
     ]);
-    t.true(addr.includes(`${p.ip}/24`), addr);
+    t.true(addr.includes(`${p.ip}/16`), addr);
     // A real container: its own hostname (UTS namespace), output in the kubelet's pod log dir.
     const log = path.join(
       kubeletNodePaths(p.node).podLogs,
@@ -173,7 +173,7 @@ test.serial("busybox pods get a macvlan net1 through Multus on both kubelet node
   t.true(await c.ping("netns/pmv-gw", PODS[1].ip), "the LAN router reaches mv-2 on net1");
 });
 
-test.serial("pods reach the apiserver through the kubernetes Service (no kube-proxy)", async t => {
+test.serial("pods reach the apiserver through the kubernetes Service (kube-proxy)", async t => {
   const c = cluster();
   const r = await c.exec(`${NS}/mv-1`, ["curl", "-sk", "-m", "5", "https://198.19.128.1/healthz"]);
   t.is(r.code, 0, r.stderr);
@@ -237,7 +237,7 @@ test.serial("deleting a pod tears its sandbox down (CNI DEL, netns, shim)", asyn
       namespace: NS,
       node: "pmv-node-1",
       command: ["sleep", "3600"],
-      networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${PODS[1].ip}/24`] }],
+      networks: [{ name: "lan", namespace: NS, interface: "net1", ips: [`${PODS[1].ip}/16`] }],
     }),
   );
   await c.waitForPod(NS, "mv-3", p => p.status?.phase === "Running", { timeoutMs: 60000 });

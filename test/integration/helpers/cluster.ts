@@ -375,15 +375,20 @@ export class Cluster {
     return readProcRecords(paths.procs);
   }
 
-  /** The pod list and the last lines of each kubelet's log, for failure reports. */
+  /** The pod list and each kubelet's last errors, for failure reports. */
   async diagnostics(): Promise<string> {
     const out: string[] = [];
     const r = await this.kubectlResult(["get", "pods", "-A", "-o", "wide"], { timeoutMs: 10000 });
     out.push(r.stdout || r.stderr);
     for (const n of this.nodes) {
+      // Errors only: probe results and volume mounts drown everything else in the kubelet's log.
       const f = kubeletNodePaths(n.name).kubeletLog;
-      if (fs.existsSync(f))
-        out.push(`--- ${f}\n${fs.readFileSync(f, "utf8").split("\n").slice(-30).join("\n")}`);
+      if (!fs.existsSync(f)) continue;
+      const errors = fs
+        .readFileSync(f, "utf8")
+        .split("\n")
+        .filter(l => /^E\d{4} /.test(l));
+      out.push(`--- errors in ${f}\n${errors.slice(-20).join("\n")}`);
     }
     return out.join("\n");
   }
