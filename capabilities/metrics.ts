@@ -6,11 +6,15 @@ const ALLOCATIONS = "macvlan_allocations";
 const DENIALS = "macvlan_denials";
 const LATENCY = "macvlan_allocation_latency_ms";
 const FREE = "macvlan_subnet_free_addresses";
+const POOL_HITS = "macvlan_pool_handouts";
+const POOL_MISSES = "macvlan_pool_misses";
 const ALLOCATED = "macvlan_subnet_allocated_addresses";
 
 metricsCollector.addCounter(ALLOCATIONS, "Addresses leased to pods by admission");
 metricsCollector.addCounter(DENIALS, "Pod admissions denied by pepr-macvlan");
 metricsCollector.addSummary(LATENCY, "Time to choose and lease an address in pod admission (ms)");
+metricsCollector.addCounter(POOL_HITS, "Admissions served from the replica's pre-leased pool");
+metricsCollector.addCounter(POOL_MISSES, "Admissions that created their lease (pool off or empty)");
 metricsCollector.addGauge(FREE, "Free addresses per subnet (as last counted by the watcher)", [
   "subnet",
 ]);
@@ -19,6 +23,10 @@ metricsCollector.addGauge(ALLOCATED, "Reserved and bound addresses per subnet", 
 export function recordAllocation(startedAt: number): void {
   metricsCollector.incCounter(ALLOCATIONS);
   metricsCollector.observeEnd(startedAt, LATENCY);
+}
+
+export function recordPoolUse(hit: boolean): void {
+  metricsCollector.incCounter(hit ? POOL_HITS : POOL_MISSES);
 }
 
 export function recordDenial(): void {

@@ -35,7 +35,7 @@ export async function applyWrites(port: KubePort, writes: Write[]): Promise<Appl
           break;
         }
         case "patchLease": {
-          const done = await port.patchLease(lockOf(w.lease), w.spec, w.annotations);
+          const done = await port.patchLease(lockOf(w.lease), w.spec, w.annotations, w.labels);
           latest.set(w.lease.name, done.metadata?.resourceVersion);
           break;
         }

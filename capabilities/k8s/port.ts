@@ -37,6 +37,7 @@ export interface KubePort {
   getSubnet(name: string): Promise<MacvlanSubnet | undefined>;
   listSubnets(): Promise<MacvlanSubnet[]>;
   listNamespaces(): Promise<NamespaceInfo[]>;
+  getNamespace(name: string): Promise<NamespaceInfo | undefined>;
   getStatefulSet(namespace: string, name: string): Promise<a.StatefulSet | undefined>;
   event(
     target: EventTarget,
@@ -120,6 +121,10 @@ export const kfcPort: KubePort = {
     ).then(items =>
       items.map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} })),
     ),
+  getNamespace: name =>
+    read(() =>
+      getIfExists(() => kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name))),
+    ).then(ns => ns && { name, labels: ns.metadata?.labels ?? {} }),
   getStatefulSet: (namespace, name) =>
     read(() =>
       getIfExists(() =>

@@ -15,6 +15,7 @@ import { allocatorFromLeases } from "../../lib/decide/allocators";
 import { claimOf, isLeaseOf, leaseOfPod, tokenOf } from "../../lib/decide/pods";
 import { podTarget, preconditionOf } from "../../lib/decide/writes";
 import { DEFAULT_REUSE_DELAY_SECONDS } from "../../crds/types";
+import { isPoolLease } from "../../lib/decide/pool";
 
 /** Names of the leases that may be this pod's: cached by uid or token, and the one it claims. */
 function candidateNames(pod: a.Pod): string[] {
@@ -43,7 +44,12 @@ export async function bindPodLease(pod: a.Pod, port: KubePort = kfcPort): Promis
   if (cached && isSettled(cached, pod)) return; // most pod events change nothing of ours
   let bound: string | undefined;
   const result = await decideAndApply(port, async () => {
-    const lease = leaseOfPod(pod, await freshCandidates(port, pod));
+    const candidates = await freshCandidates(port, pod);
+    // A replica's pool lease is the pod's only if its namespace opted in (lib/decide/pods.ts).
+    const namespace = candidates.some(isPoolLease)
+      ? await port.getNamespace(pod.metadata!.namespace!)
+      : undefined;
+    const lease = leaseOfPod(pod, candidates, namespace);
     bound = lease?.metadata?.name;
     if (lease) return bindWrites(pod, lease, new Date());
     return repairWrites(port, pod);

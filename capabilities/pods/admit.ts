@@ -8,7 +8,7 @@ import { MacvlanLease } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
 import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { ensureNad } from "../subnets/nads";
-import { recordAllocation, recordDenial } from "../metrics";
+import { recordAllocation, recordDenial, recordPoolUse } from "../metrics";
 import { KubePort, kfcPort } from "../k8s/port";
 import { settings } from "../../lib/mode";
 import { ANN_IP, ANN_MAC, ANN_MULTUS_NETWORKS } from "../../lib/names";
@@ -24,11 +24,14 @@ import { leaseName, macFor, isIpamError, SubnetAllocator } from "../../lib/ipam"
 import { macProblem } from "../../lib/decide/repair";
 import { requestedSubnet } from "../../lib/selection";
 import { updateRefusal } from "../../lib/decide/immutable";
+import { ReplicaPool } from "./pool";
 
 /** Set by mutation, read by validation; never persisted because validation denies the pod. */
 export const ANN_ADMISSION_ERROR = "macvlan.dev/admission-error";
 
 export const state = new ClusterState();
+/** This replica's pre-leased addresses (./pool.ts); off until started. */
+export const pool = new ReplicaPool(state);
 
 /** A refusal whose message is for the user as it stands. */
 class Refusal extends Error {}
@@ -109,6 +112,12 @@ async function leaseFor(
   if (plan.owner && !dryRun) {
     const taken = await takeOver(port, plan, podName, token);
     if (taken) return taken;
+  }
+  // Any free address, default MAC, no sticky owner: a pre-leased one, with no API request.
+  if (!plan.owner && !plan.fixedIps.length && !plan.mac && !dryRun) {
+    const pooled = pool.take(plan.subnet, namespace, podName);
+    recordPoolUse(!!pooled);
+    if (pooled) return pooled;
   }
   const allocator = state.allocator(plan.subnet);
   const build = (ip: string, fixed: boolean) => {

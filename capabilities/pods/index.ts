@@ -1,5 +1,5 @@
 import { Capability, a } from "pepr";
-import { assignAddress, denyFailedAdmission, denyProtectedChange, state } from "./admit";
+import { assignAddress, denyFailedAdmission, denyProtectedChange, pool, state } from "./admit";
 import { bindPodLease, releasePodLease } from "../leases/lifecycle";
 import { refreshServicesFor } from "../services/expose";
 import { processRole } from "../../lib/mode";
@@ -12,7 +12,10 @@ export const Pods = new Capability({
 
 const { When } = Pods;
 
-if (processRole() === "admission") void state.start();
+if (processRole() === "admission") {
+  void state.start();
+  void pool.start(); // pre-leased addresses, when this process runs as a pod (./pool.ts)
+}
 
 // CREATE: lease and write the Multus selection; deny with the reason mutation recorded.
 When(a.Pod)

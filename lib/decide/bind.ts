@@ -7,6 +7,7 @@ import { renderLease } from "../render/lease";
 import { stickyOwnerOf } from "../owner";
 import { NamespaceInfo, namespaceAllowed } from "../selection";
 import { PodClaim, PodSnapshot, claimOf, isBoundTo, podId, tokenOf } from "./pods";
+import { claimedMetadata, isPoolLease } from "./pool";
 import { Write, event, podTarget, preconditionOf } from "./writes";
 
 /** Bound to this pod, on the node it runs on (if scheduled): nothing to write. */
@@ -31,6 +32,8 @@ export function bindWrites(pod: PodSnapshot, lease: MacvlanLease, now: Date): Wr
         ...(node ? { node } : {}),
         ...(owner ? { owner } : {}),
       },
+      // A replica's pool lease becomes an ordinary lease of the pod (owner annotation dropped).
+      ...(isPoolLease(lease) ? claimedMetadata(lease, tokenOf(pod), namespace) : {}),
     },
     {
       op: "setLeaseStatus",

@@ -1,6 +1,8 @@
 // What the decisions read of a Pod (a KFC/V1Pod fits), and which lease admission made for it.
 import { MacvlanLease } from "../../crds/types";
 import { ANN_IP, ANN_MAC, ANN_RESERVATION, ANN_SUBNET } from "../names";
+import { NamespaceInfo, requestedSubnet } from "../selection";
+import { isPoolLease, tokenOpens } from "./pool";
 
 export interface PodSnapshot {
   metadata?: {
@@ -44,8 +46,18 @@ export const isBoundTo = (lease: MacvlanLease, pod: PodSnapshot) =>
  * Whether `lease` is the one admission made for `pod`: bound to its uid, or not yet bound to
  * anyone and carrying the pod's reservation token, in the pod's namespace. A token copied from
  * another pod does not help: once that lease is bound, only its uid counts.
+ * A replica's pool lease (lib/decide/pool.ts) names no namespace yet: it is the pod's when the
+ * pod's token opens its commitment, the pod claims its address, and admission saw the pod and
+ * asked for that subnet (its namespace, given in `namespace`, is one the webhooks see and the
+ * pod's annotation or the namespace's label names the subnet), so that admission, not the
+ * pod's author, wrote the token. Without `namespace` a pool lease never matches.
  */
-export function isLeaseOf(lease: MacvlanLease, pod: PodSnapshot): boolean {
+export function isLeaseOf(
+  lease: MacvlanLease,
+  pod: PodSnapshot,
+  namespace?: NamespaceInfo,
+): boolean {
+  if (isPoolLease(lease)) return poolLeaseOf(lease, pod, namespace);
   if (lease.spec?.podRef?.namespace !== pod.metadata?.namespace) return false;
   if (lease.spec?.podRef?.uid) return isBoundTo(lease, pod);
   const token = tokenOf(pod);
@@ -54,14 +66,35 @@ export function isLeaseOf(lease: MacvlanLease, pod: PodSnapshot): boolean {
   return !name || name === pod.metadata?.name;
 }
 
+/**
+ * Namespaces the module's webhooks never see (package.json `pepr.alwaysIgnore.namespaces`; a unit
+ * test keeps the two equal): a pod there was not admitted by us, whatever its annotations say.
+ */
+export const UNADMITTED_NAMESPACES: readonly string[] = [
+  "kube-system",
+  "kube-public",
+  "kube-node-lease",
+  "pepr-system",
+];
+
+function poolLeaseOf(lease: MacvlanLease, pod: PodSnapshot, namespace?: NamespaceInfo): boolean {
+  if (!namespace || namespace.name !== pod.metadata?.namespace) return false;
+  if (UNADMITTED_NAMESPACES.includes(namespace.name)) return false;
+  const claim = claimOf(pod);
+  if (claim?.subnet !== lease.spec?.subnet || claim?.ip !== lease.spec?.ip) return false;
+  if (requestedSubnet(pod.metadata?.annotations, namespace) !== lease.spec?.subnet) return false;
+  return tokenOpens(lease, tokenOf(pod));
+}
+
 /** The pod's lease among candidates: bound to its uid first, then reserved with its token. */
 export function leaseOfPod(
   pod: PodSnapshot,
   candidates: Iterable<MacvlanLease>,
+  namespace?: NamespaceInfo,
 ): MacvlanLease | undefined {
   let reserved: MacvlanLease | undefined;
   for (const lease of candidates) {
-    if (!isLeaseOf(lease, pod)) continue;
+    if (!isLeaseOf(lease, pod, namespace)) continue;
     if (isBoundTo(lease, pod) && lease.status?.phase !== "Released") return lease;
     if (!lease.spec?.podRef?.uid && lease.status?.phase !== "Released") reserved ??= lease;
   }

@@ -12,6 +12,7 @@ import { allocatorFromLeases } from "./allocators";
 import { bindWrites, isSettled, repairMissingLease } from "./bind";
 import { PodSnapshot, claimOf, leaseOfPod, tokenOf } from "./pods";
 import { StatefulSetSnapshot, releaseWrites } from "./release";
+import { isPoolLease, planPoolLease } from "./pool";
 import { EventTarget, Write, event, podTarget, preconditionOf, subnetTarget } from "./writes";
 
 export interface ResyncSnapshot {
@@ -85,6 +86,17 @@ function guard(plan: ResyncPlan, target: EventTarget, what: string, step: () => 
   }
 }
 
+/** The lease a pod's annotations name; undefined when they name none (or a malformed address:
+ * planPod reports that pod on its own). */
+function claimedLeaseName(pod: PodSnapshot): string | undefined {
+  const claim = claimOf(pod);
+  try {
+    return claim && leaseName(claim.subnet, claim.ip);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Indexes the snapshot once. */
 class ResyncContext {
   readonly podsByUid = new Map<string, PodSnapshot>();
@@ -95,9 +107,15 @@ class ResyncContext {
   readonly leasesByUid = new Map<string, MacvlanLease>();
   readonly leasesByName = new Map<string, MacvlanLease>();
   readonly superseded = new Set<string>();
+  /** Pods by the lease name their annotations claim (pool leases are found this way). */
+  readonly podsByClaim = new Map<string, PodSnapshot[]>();
+  readonly livePods = new Set<string>();
 
   constructor(readonly s: ResyncSnapshot) {
     for (const p of s.pods) {
+      this.livePods.add(`${p.metadata?.namespace}/${p.metadata?.name}`);
+      const name = claimedLeaseName(p);
+      if (name) this.podsByClaim.set(name, [...(this.podsByClaim.get(name) ?? []), p]);
       if (p.metadata?.uid) this.podsByUid.set(p.metadata.uid, p);
       const token = tokenOf(p);
       if (token) this.podsByToken.set(token, [...(this.podsByToken.get(token) ?? []), p]);
@@ -148,7 +166,17 @@ class ResyncContext {
 
   candidatesFor(pod: PodSnapshot): MacvlanLease[] {
     const byUid = this.leasesByUid.get(pod.metadata?.uid ?? "");
-    return [...(byUid ? [byUid] : []), ...(this.leasesByToken.get(tokenOf(pod)) ?? [])];
+    const claim = claimOf(pod);
+    const claimed = claim && this.leasesByName.get(leaseName(claim.subnet, claim.ip));
+    return [
+      ...(byUid ? [byUid] : []),
+      ...(this.leasesByToken.get(tokenOf(pod)) ?? []),
+      ...(claimed && isPoolLease(claimed) ? [claimed] : []),
+    ];
+  }
+
+  namespaceOf(pod: PodSnapshot): NamespaceInfo | undefined {
+    return this.namespaces.get(pod.metadata?.namespace ?? "");
   }
 }
 
@@ -167,6 +195,7 @@ function planLease(
     expiries.push({ lease, dueMs: from + ctx.reuseDelay(spec.subnet) * 1000 });
     return [];
   }
+  if (isPoolLease(lease)) return planPool(lease, ctx);
   const uid = spec.podRef?.uid;
   if (uid) {
     if (ctx.podsByUid.has(uid) && !ctx.superseded.has(name)) return [];
@@ -207,13 +236,40 @@ function planLease(
 /** A live pod carries this Reserved lease's token: binding, not reclaiming, is due. */
 function hasClaimant(lease: MacvlanLease, ctx: ResyncContext): boolean {
   const token = lease.metadata?.annotations?.[ANN_RESERVATION];
-  const pods = (token && ctx.podsByToken.get(token)) || [];
-  return pods.some(p => !p.metadata?.deletionTimestamp && leaseOfPod(p, [lease]) === lease);
+  const pods = isPoolLease(lease)
+    ? (ctx.podsByClaim.get(lease.metadata?.name ?? "") ?? [])
+    : (token && ctx.podsByToken.get(token)) || [];
+  return pods.some(
+    p => !p.metadata?.deletionTimestamp && leaseOfPod(p, [lease], ctx.namespaceOf(p)) === lease,
+  );
+}
+
+/** A replica's pool lease: kept while its owner lives, else revoked, then reclaimed. */
+function planPool(lease: MacvlanLease, ctx: ResyncContext): Write[] {
+  const spec = lease.spec!;
+  const writes = planPoolLease(lease, {
+    livePods: ctx.livePods,
+    claimed: hasClaimant(lease, ctx),
+    subnetDeleting: !!ctx.subnets.get(spec.subnet)?.metadata?.deletionTimestamp,
+    reservedTtlSeconds: ctx.s.reservedTtlSeconds,
+    now: ctx.s.now,
+  });
+  if (!writes.some(w => w.op === "deleteLease")) return writes;
+  const target = subnetTarget({ metadata: { name: spec.subnet } });
+  return [
+    ...writes,
+    event(
+      target,
+      "Normal",
+      "LeaseReclaimed",
+      `reclaimed ${spec.ip} (lease ${lease.metadata?.name}): pre-leased by an admission replica that is gone, and no pod holds it`,
+    ),
+  ];
 }
 
 function planPod(pod: PodSnapshot, ctx: ResyncContext): Write[] {
   if (pod.metadata?.deletionTimestamp || !pod.metadata?.uid) return [];
-  const lease = leaseOfPod(pod, ctx.candidatesFor(pod));
+  const lease = leaseOfPod(pod, ctx.candidatesFor(pod), ctx.namespaceOf(pod));
   if (lease) return isSettled(lease, pod) ? [] : bindWrites(pod, lease, ctx.s.now);
   const claim = claimOf(pod);
   if (!claim) return [];

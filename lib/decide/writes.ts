@@ -32,7 +32,9 @@ export type Write =
       op: "patchLease";
       lease: Precondition;
       spec: Partial<MacvlanLeaseSpec>;
+      /** Replaces the lease's annotations (labels) as a whole. */
       annotations?: Record<string, string>;
+      labels?: Record<string, string>;
     }
   | { op: "setLeaseStatus"; lease: Precondition; status: MacvlanLeaseStatus }
   | { op: "deleteLease"; lease: Precondition }

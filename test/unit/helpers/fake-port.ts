@@ -62,12 +62,17 @@ export class FakePort implements KubePort {
     lock: Precondition,
     spec: Partial<MacvlanLeaseSpec>,
     annotations?: Record<string, string>,
+    labels?: Record<string, string>,
   ) {
     this.writes.push(`patch ${lock.name}@${lock.resourceVersion}`);
     const current = this.check(lock);
     return this.put({
       ...current,
-      metadata: { ...current.metadata, ...(annotations ? { annotations } : {}) },
+      metadata: {
+        ...current.metadata,
+        ...(annotations ? { annotations } : {}),
+        ...(labels ? { labels } : {}),
+      },
       spec: { ...current.spec!, ...spec },
     });
   }
@@ -97,6 +102,9 @@ export class FakePort implements KubePort {
   }
   async listNamespaces() {
     return this.namespaces;
+  }
+  async getNamespace(name: string) {
+    return this.namespaces.find(ns => ns.name === name);
   }
   async getStatefulSet() {
     return undefined;

@@ -1,0 +1,185 @@
+// Admission from a replica's pool (capabilities/pods/pool.ts): a warm pool answers with no API
+// request, the lease exists before the answer, two replicas never share an address, a revoked
+// lease is never handed out, and a hand-out nobody binds is recorded as an ordinary reservation.
+import test from "ava";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { closeTransport } from "../../capabilities/k8s/transport";
+import { PeprMutateRequest } from "pepr";
+import { AdmissionRequest } from "pepr/dist/lib/common-types";
+import { assignAddress, pool, state } from "../../capabilities/pods/admit";
+import { ClusterState } from "../../capabilities/cluster-state";
+import { ReplicaPool, poolSettings } from "../../capabilities/pods/pool";
+import {
+  ANN_POOL_ORPHANED_AT,
+  ANN_POOL_OWNER,
+  ReplicaId,
+  commitmentOf,
+  isPoolLease,
+} from "../../lib/decide/pool";
+import { FakePort } from "./helpers/fake-port";
+import { subnet } from "./helpers/objects";
+
+poolSettings.recordDelayMs = 20;
+
+// The NAD apply admission makes for a namespace's first pod goes to this stand-in API server.
+const api = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => res.setHeader("content-type", "application/json").end("{}"));
+});
+test.before(async () => {
+  await new Promise<void>(r => api.listen(0, "127.0.0.1", r));
+  const file = join(mkdtempSync(join(tmpdir(), "pmv-pool-")), "kubeconfig");
+  const server = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`,
+  );
+  process.env.KUBECONFIG = file;
+});
+test.after.always(async () => {
+  await closeTransport();
+  api.closeAllConnections();
+  api.close();
+});
+
+const settle = async (ms = 30) => {
+  for (let i = 0; i < ms / 5; i++) await new Promise(r => setTimeout(r, 5));
+};
+
+function fresh(port: FakePort, id: ReplicaId): { state: ClusterState; pool: ReplicaPool } {
+  const s = new ClusterState();
+  s.start = async () => undefined;
+  s.namespaces.upsert({ metadata: { name: "team-a", labels: { "macvlan.dev/subnet": "lan" } } });
+  s.subnets.upsert(subnet("lan"));
+  // The shared "API server": every replica's cache sees every lease write.
+  const p = new ReplicaPool(s);
+  void p.start({ identity: id, port });
+  return { state: s, pool: p };
+}
+
+const A: ReplicaId = { namespace: "pepr-system", pod: "pepr-a", boot: "a1" };
+const B: ReplicaId = { namespace: "pepr-system", pod: "pepr-b", boot: "b1" };
+
+function request(name: string) {
+  return new PeprMutateRequest({
+    uid: name,
+    kind: { group: "", version: "v1", kind: "Pod" },
+    resource: { group: "", version: "v1", resource: "pods" },
+    operation: "CREATE",
+    namespace: "team-a",
+    name,
+    object: { metadata: { name, namespace: "team-a" }, spec: { containers: [] } },
+    userInfo: {},
+  } as unknown as AdmissionRequest);
+}
+
+test.serial("a warm pool admits with no API request, on a lease that already exists", async t => {
+  poolSettings.recordDelayMs = 60_000; // the later record is not part of the request
+  const port = new FakePort();
+  state.start = async () => undefined;
+  state.namespaces.upsert({
+    metadata: { name: "team-a", labels: { "macvlan.dev/subnet": "lan" } },
+  });
+  state.subnets.upsert(subnet("lan"));
+  t.true(await pool.start({ identity: A, port }));
+  pool.topUp(state.subnets.get("lan")!);
+  await settle();
+  const before = port.writes.length;
+  t.true(before >= poolSettings.min, "pre-leased in the background");
+  const req = request("web-1");
+  await assignAddress(req as never, port);
+  const ann = req.Raw.metadata!.annotations!;
+  t.false("macvlan.dev/admission-error" in ann);
+  const name = `lan-${ann["macvlan.dev/ip"].replaceAll(".", "-")}`;
+  const during = port.writes.slice(before);
+  t.true(
+    during.every(w => w.startsWith("create ") && !w.endsWith(name)),
+    `only background top-up creates meanwhile: ${during.join(", ")}`,
+  );
+  t.true(port.writes.slice(0, before).includes(`create ${name}`), "leased before the request");
+  const lease = port.leases.get(name);
+  t.truthy(lease, "the lease exists before the pod");
+  t.is(
+    lease!.metadata!.annotations!["macvlan.dev/reservation-sha256"],
+    commitmentOf(ann["macvlan.dev/reservation"]),
+    "the pod's token opens the lease's commitment",
+  );
+});
+
+test.serial("two replicas admitting a burst never hand out one address twice", async t => {
+  const port = new FakePort();
+  const replicas = [fresh(port, A), fresh(port, B)];
+  // Each replica's cache sees the other's leases, as the watch would deliver them.
+  const create = port.createLease.bind(port);
+  port.createLease = async l => {
+    const created = await create(l);
+    for (const r of replicas) r.state.leases.upsert(structuredClone(created));
+    return created;
+  };
+  const ips: string[] = [];
+  for (let round = 0; round < 60; round++) {
+    for (const r of replicas) {
+      const got = r.pool.take(r.state.subnets.get("lan")!, "team-a");
+      if (got) ips.push(got.spec!.ip);
+    }
+    await settle(5);
+  }
+  t.true(ips.length > 60, `${ips.length} hand-outs from the pools`);
+  t.is(new Set(ips).size, ips.length, "no duplicates");
+  for (const ip of ips) t.truthy(port.leases.get(`lan-${ip.replaceAll(".", "-")}`));
+});
+
+test.serial("a revoked or vanished pool lease is never handed out", async t => {
+  const port = new FakePort();
+  const { state: s, pool: p } = fresh(port, A);
+  await settle();
+  const sub = s.subnets.get("lan")!;
+  p.topUp(sub);
+  await settle();
+  const ours = s.leases.list().filter(isPoolLease);
+  t.true(ours.length > 0);
+  for (const l of ours) {
+    const revoked = structuredClone(l);
+    revoked.metadata!.annotations![ANN_POOL_ORPHANED_AT] = new Date().toISOString();
+    revoked.metadata!.resourceVersion = String(Number(l.metadata!.resourceVersion) + 1);
+    s.leases.upsert(revoked);
+  }
+  const got = p.take(sub, "team-a");
+  t.is(got, undefined, "every ready lease was revoked: admission creates its own");
+});
+
+test.serial(
+  "a hand-out the watcher does not bind is recorded: Reserved now, for the pod's namespace",
+  async t => {
+    poolSettings.recordDelayMs = 20;
+    const port = new FakePort();
+    const { state: s, pool: p } = fresh(port, A);
+    await settle();
+    const sub = s.subnets.get("lan")!;
+    p.topUp(sub);
+    await settle();
+    const got = p.take(sub, "team-a", "web-9")!;
+    const name = got.metadata!.name!;
+    await settle(60);
+    const recorded = port.leases.get(name)!;
+    t.deepEqual(recorded.spec?.podRef, { namespace: "team-a", name: "web-9" });
+    t.is(
+      recorded.metadata?.annotations?.["macvlan.dev/reservation"],
+      got.metadata!.annotations!["macvlan.dev/reservation"],
+    );
+    t.is(recorded.metadata?.annotations?.[ANN_POOL_OWNER], undefined);
+    t.is(recorded.metadata?.labels?.["macvlan.dev/pod-namespace"], "team-a");
+    t.is(recorded.status?.phase, "Reserved");
+    t.true(Date.now() - Date.parse(recorded.status!.reservedAt!) < 5000, "the TTL counts from now");
+  },
+);
