@@ -12,7 +12,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { acquireLock, podLogText, resolveTarget } from "../../../hack/cluster/cluster";
-import { ClusterInfo, NodeSpec, REPO_ROOT, nodePaths, paths } from "../../../hack/cluster/config";
+import { ClusterInfo, NodeSpec, REPO_ROOT, paths } from "../../../hack/cluster/config";
 import { Kube, KubeObject, isNotFound } from "../../../hack/cluster/kube";
 import {
   ProcRecord,
