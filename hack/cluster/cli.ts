@@ -11,23 +11,26 @@ import { down, ensurePackages, execIn, logs, status, up } from "./cluster";
 
 export const HELP = `Local pepr-macvlan cluster: real etcd, kube-apiserver, kube-controller-manager and
 kube-scheduler in the host network namespace; each node is a network namespace on a simulated
-LAN (Linux bridge) with Multus (thin plugin) + CNI plugins and a node runtime that stands in
-for the kubelet's pod part. Needs root.
+LAN (Linux bridge) with Multus (thin plugin) + CNI plugins and containerd + a real kubelet
+(default; kube-proxy and CoreDNS as add-ons) or the simple node runtime. Needs root.
 
 Usage: npm run cluster -- <command> [options]
        bash hack/cluster.sh <command> [options]
 
 Commands:
-  up [--nodes N] [--runtime simple|kubelet] [--force]
+  up [--nodes N] [--runtime kubelet|simple] [--force]
                       Build or reuse the binaries (hack/build-binaries.sh), install missing Debian
-                      packages (iproute2, util-linux, openssl, tcpdump, busybox-static, curl), remove
-                      what an earlier cluster left, then start a fresh cluster with N nodes
-                      (default ${DEFAULT_NODES}, at most ${MAX_NODES}). Writes the admin kubeconfig to
-                      ${paths.kubeconfig}. While integration tests hold the cluster (their
-                      session lock, test/integration/helpers), waits for them; --force does not.
-                      --runtime kubelet: containerd (Debian) + a real kubelet per node instead of
-                      the node runtime, with images built from local files (hack/kubelet; state
-                      in /var/lib/pmv-kubelet; PMV_KUBELET_IMAGES=pause,busybox imports fewer).
+                      packages (iproute2, util-linux, openssl, tcpdump, busybox-static, curl,
+                      containerd, runc, iptables), remove what an earlier cluster left, then start
+                      a fresh cluster with N nodes (default ${DEFAULT_NODES}, at most ${MAX_NODES}). Writes the
+                      admin kubeconfig to ${paths.kubeconfig}. While integration tests hold the
+                      cluster (their session lock, test/integration/helpers), waits for them;
+                      --force does not.
+                      --runtime (default ${DEFAULT_RUNTIME}): kubelet = containerd (Debian) + a real
+                      kubelet per node, images built from local files (hack/kubelet; state in
+                      /var/lib/pmv-kubelet; PMV_KUBELET_IMAGES=busybox imports only it, pause and
+                      the add-ons), then kube-proxy (iptables) and CoreDNS (kube-dns
+                      198.19.128.10); simple = the node runtime (no kubelet, no Service routing).
   down [--force]      Stop every process the cluster started (by recorded pid), delete its network
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
                       Refuses while integration tests hold the cluster, unless --force.
@@ -40,11 +43,12 @@ Commands:
   exec netns/<name> -- <cmd...>
                       Run a command in another cluster network namespace (pmv-gw, pmv-lan).
   logs <namespace>/<pod> [container]
-                      Print a container's output (the node runtime's log file for it).
+                      Print a container's output (on kubelet nodes kubectl logs works too).
 
 Addresses (198.18.0.0/15 only): LAN 198.18.0.0/16, router 198.18.0.1 (pmv-gw), host 198.18.0.2
-(pmv-host), node i 198.18.0.<10+i> with pod CIDR 198.19.<i>.0/24, services 198.19.128.0/17,
-apiserver https://198.18.0.2:6443. Pod network namespaces are named pmv-pod-<pod uid>.
+(pmv-host), node i 198.18.0.<10+i> with pod CIDR 198.19.<i>.0/24, services 198.19.128.0/17
+(kube-dns 198.19.128.10, NodePorts 30000-32767), apiserver https://198.18.0.2:6443. Pod network
+namespaces are named pmv-pod-<pod uid>.
 `;
 
 function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind; force: boolean } {

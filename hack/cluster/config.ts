@@ -155,7 +155,7 @@ export const cniBinDir = () => path.join(binDir(), "cni");
 /** What runs pods on the nodes: the simple node runtime, or containerd + kubelet (hack/kubelet). */
 export type NodeRuntimeKind = "simple" | "kubelet";
 export const NODE_RUNTIMES: readonly NodeRuntimeKind[] = ["simple", "kubelet"];
-export const DEFAULT_RUNTIME: NodeRuntimeKind = "simple";
+export const DEFAULT_RUNTIME: NodeRuntimeKind = "kubelet";
 
 /** What `up` records in cluster.json. */
 export interface ClusterInfo {

@@ -87,7 +87,7 @@ export function ensureKubeletPackages(log: Log): void {
   if (inst.status !== 0) throw new Error(`apt-get install ${pkgs.join(" ")} failed`);
 }
 
-/** Images imported into every node: PMV_KUBELET_IMAGES=pause,busybox limits the set. */
+/** Images imported into every node: PMV_KUBELET_IMAGES=busybox limits the set (to it, pause and the add-ons). */
 export function kubeletImageNames(): ImageName[] {
   const env = process.env.PMV_KUBELET_IMAGES;
   if (!env) return [...IMAGE_NAMES];
@@ -95,7 +95,9 @@ export function kubeletImageNames(): ImageName[] {
   for (const n of names)
     if (!(IMAGE_NAMES as readonly string[]).includes(n))
       throw new Error(`PMV_KUBELET_IMAGES: unknown image ${n} (${IMAGE_NAMES.join(", ")})`);
-  if (!names.includes("pause")) names.unshift("pause");
+  // The sandbox and the add-ons `up` installs are always needed.
+  for (const must of ["coredns", "kube-proxy", "pause"])
+    if (!names.includes(must)) names.unshift(must);
   return names as ImageName[];
 }
 
