@@ -47,3 +47,17 @@ export function recordSubnetCounts(subnet: string, allocated: number, free: bigi
   // A /64 does not fit a double exactly; a gauge of that size is only read as "plenty".
   setGauge(FREE, subnet, Number(free));
 }
+
+/** Milliseconds spent in each named step of one request, for the debug log and the bench. */
+export function stepTimer() {
+  let last = performance.now();
+  const steps: Record<string, number> = {};
+  return {
+    mark(step: string) {
+      const now = performance.now();
+      steps[step] = Math.round((now - last) * 100) / 100;
+      last = now;
+    },
+    steps,
+  };
+}

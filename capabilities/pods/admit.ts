@@ -8,7 +8,7 @@ import { MacvlanLease } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
 import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { ensureNad } from "../subnets/nads";
-import { recordAllocation, recordDenial, recordPoolUse } from "../metrics";
+import { recordAllocation, recordDenial, recordPoolUse, stepTimer } from "../metrics";
 import { KubePort, kfcPort } from "../k8s/port";
 import { settings } from "../../lib/mode";
 import { ANN_IP, ANN_MAC, ANN_MULTUS_NETWORKS } from "../../lib/names";
@@ -42,12 +42,14 @@ export async function assignAddress(
 ): Promise<void> {
   const namespace = req.Request.namespace ?? req.Raw.metadata?.namespace ?? "default";
   const started = performance.now();
+  const timer = stepTimer();
   // Pepr also routes pods/ephemeralcontainers here: a debug container joins an existing pod.
   if (req.Request.subResource) return;
   try {
     const namespaceInfo = await state.namespace(namespace);
     const wanted = namespaceInfo && requestedSubnet(req.Raw.metadata?.annotations, namespaceInfo);
     if (wanted) await state.subnet(wanted); // read through: a subnet created a moment ago
+    timer.mark("caches");
     const plan = planAdmission({
       pod: req.Raw,
       namespace,
@@ -57,7 +59,9 @@ export async function assignAddress(
     if (plan.kind === "skip") return; // not opted in: the fast path every other pod takes
     if (plan.kind === "deny") throw new Refusal(plan.message);
     const dryRun = req.Request.dryRun === true;
+    timer.mark("plan");
     const lease = await leaseFor(req, plan, namespace, port, dryRun);
+    timer.mark("lease");
     const annotations = podAnnotationsFor(
       plan,
       lease,
@@ -66,7 +70,9 @@ export async function assignAddress(
     );
     for (const [key, value] of Object.entries(annotations)) req.SetAnnotation(key, value);
     if (!dryRun) await ensureNad(plan.subnet, namespace);
+    timer.mark("nad");
     recordAllocation(started);
+    Log.debug({ namespace, ip: lease.spec?.ip, ms: timer.steps }, "pepr-macvlan admission steps");
   } catch (e) {
     const message =
       e instanceof Refusal || isIpamError(e)

@@ -34,8 +34,10 @@ export const poolSettings = {
   recordDelayMs: Number(process.env.MACVLAN_POOL_RECORD_DELAY_MS ?? 5000),
   /** Hand-outs counted for sizing the pool. */
   windowMs: 10_000,
-  /** Lease creates in flight per subnet. */
-  concurrency: 4,
+  /** A pool without hand-outs for this long returns all its leases. */
+  idleMs: Number(process.env.MACVLAN_POOL_IDLE_SECONDS ?? 300) * 1000,
+  /** Lease creates in flight per subnet, at most. */
+  concurrency: 16,
 };
 
 interface Ready {
@@ -47,6 +49,7 @@ interface SubnetPool {
   ready: Ready[];
   creating: number;
   handouts: number[];
+  lastHandout: number;
 }
 
 interface HandOut {
@@ -121,7 +124,11 @@ export class ReplicaPool {
 
   #pool(subnet: string): SubnetPool {
     let pool = this.#pools.get(subnet);
-    if (!pool) this.#pools.set(subnet, (pool = { ready: [], creating: 0, handouts: [] }));
+    if (!pool)
+      this.#pools.set(
+        subnet,
+        (pool = { ready: [], creating: 0, handouts: [], lastHandout: Date.now() }),
+      );
     return pool;
   }
 
@@ -142,6 +149,7 @@ export class ReplicaPool {
     const name = subnet.metadata!.name!;
     const pool = this.#pool(name);
     pool.handouts.push(Date.now());
+    pool.lastHandout = Date.now();
     let taken: { cached: MacvlanLease; token: string } | undefined;
     while (!taken && pool.ready.length) {
       const entry = pool.ready.shift()!;
@@ -165,6 +173,7 @@ export class ReplicaPool {
     const target = poolTarget({
       free: this.state.allocator(subnet).free,
       recentHandouts: pool.handouts.length,
+      idle: now - pool.lastHandout > poolSettings.idleMs,
       min: poolSettings.min,
       max: poolSettings.max,
     });

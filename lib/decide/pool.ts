@@ -187,6 +187,9 @@ export interface PoolSizing {
   free: bigint;
   /** Hand-outs from this replica's pool in the last window. */
   recentHandouts: number;
+  /** No hand-out for a long while: the pool returns everything (a subnet without leases can
+   * change its CIDR again). */
+  idle?: boolean;
   min: number;
   max: number;
 }
@@ -197,6 +200,7 @@ export interface PoolSizing {
  * so that replicas' pools never starve a nearly full subnet (they drain to zero near the end).
  */
 export function poolTarget(s: PoolSizing): number {
+  if (s.idle) return 0;
   const wanted = Math.max(s.min, Math.min(s.max, 2 * s.recentHandouts));
   const cap = s.free / 8n;
   return cap < BigInt(wanted) ? Number(cap) : wanted;

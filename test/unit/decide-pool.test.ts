@@ -195,4 +195,5 @@ test("pool size follows the hand-out rate, within min and max, and never above 1
   t.is(poolTarget({ free: 10_000n, recentHandouts: 500, min: 8, max: 64 }), 64);
   t.is(poolTarget({ free: 100n, recentHandouts: 500, min: 8, max: 64 }), 12);
   t.is(poolTarget({ free: 7n, recentHandouts: 500, min: 8, max: 64 }), 0, "near full: no pool");
+  t.is(poolTarget({ free: 10_000n, recentHandouts: 0, idle: true, min: 8, max: 64 }), 0, "idle");
 });
