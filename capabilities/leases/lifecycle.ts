@@ -4,7 +4,7 @@
 import { a, Log } from "pepr";
 import { MacvlanLease } from "../k8s/kinds";
 import { describe } from "../../lib/k8s/errors";
-import { watchCaches } from "../watch-caches";
+import { cachedLeasesFor, watchCaches } from "../watch-caches";
 import { KubePort, kfcPort } from "../k8s/port";
 import { applyWrites, decideAndApply } from "../k8s/apply";
 import { leaseName } from "../../lib/ipam";
@@ -20,10 +20,8 @@ import { isPoolLease } from "../../lib/decide/pool";
 /** Names of the leases that may be this pod's: cached by uid or token, and the one it claims. */
 function candidateNames(pod: a.Pod): string[] {
   const names = new Set<string>();
-  const uid = pod.metadata?.uid;
-  const token = tokenOf(pod);
-  for (const lease of watchCaches.leases.list()) {
-    if (lease.spec?.podRef?.uid === uid || (token && isLeaseOf(lease, pod)))
+  for (const lease of cachedLeasesFor(pod)) {
+    if (lease.spec?.podRef?.uid === pod.metadata?.uid || isLeaseOf(lease, pod))
       names.add(lease.metadata!.name!);
   }
   const claim = claimOf(pod);
@@ -40,7 +38,7 @@ async function freshCandidates(port: KubePort, pod: a.Pod): Promise<MacvlanLease
 /** Pod created or updated: make sure admission's lease is Bound to it and records its node. */
 export async function bindPodLease(pod: a.Pod, port: KubePort = kfcPort): Promise<void> {
   if (pod.metadata?.deletionTimestamp || (!tokenOf(pod) && !claimOf(pod))) return;
-  const cached = leaseOfPod(pod, watchCaches.leases.list());
+  const cached = leaseOfPod(pod, cachedLeasesFor(pod));
   if (cached && isSettled(cached, pod)) return; // most pod events change nothing of ours
   let bound: string | undefined;
   const result = await decideAndApply(port, async () => {

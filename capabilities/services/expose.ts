@@ -11,7 +11,7 @@ import {
 } from "../../lib/render/endpoints";
 import { getIfExists } from "../../lib/k8s/errors";
 import { MacvlanLease } from "../k8s/kinds";
-import { watchCaches } from "../watch-caches";
+import { cachedLeasesFor, watchCaches } from "../watch-caches";
 
 const isExposed = (svc: a.Service) => svc.metadata?.annotations?.[ANN_EXPOSE] === "true";
 
@@ -93,8 +93,7 @@ export async function reconcileService(svc: a.Service): Promise<void> {
 
 /** A pod changed: refresh the exposed Services in its namespace that select it. */
 export async function refreshServicesFor(pod: a.Pod): Promise<void> {
-  if (!boundAddressOf(pod, watchCaches.leases.list()) && !pod.metadata?.annotations?.[ANN_IP])
-    return;
+  if (!boundAddressOf(pod, cachedLeasesFor(pod)) && !pod.metadata?.annotations?.[ANN_IP]) return;
   const ns = pod.metadata!.namespace!;
   for (const svc of watchCaches.services.list()) {
     if (svc.metadata?.namespace !== ns) continue;
