@@ -1,6 +1,7 @@
-// Per-node CNI configuration: Multus (thin plugin) first in the conf dir, delegating to the
-// cluster network (bridge cni0 + host-local on the node's pod CIDR) for eth0.
+// Per-node CNI configuration: Multus (thin plugin), the only file in the conf dir, delegating to
+// the cluster network (bridge cni0 + host-local on the node's pod CIDR, in its own directory) for eth0.
 import * as fs from "node:fs";
+import * as path from "node:path";
 import {
   NodeSpec,
   cniBinDir,
@@ -49,9 +50,12 @@ export function multusConfig(n: NodeSpec) {
     confDir: np.netd,
     cniDir: np.multusCache,
     binDir: cniBinDir(),
-    // By name, found in confDir. (A file path to a .conflist works for ADD, but multus v4.2.3
-    // caches such a delegate without its plugin fields and the DEL then fails.)
-    clusterNetwork: CLUSTER_NETWORK_NAME,
+    // A directory holding only the cluster network's conflist. By name, Multus first GETs a
+    // NetworkAttachmentDefinition of that name in kube-system and posts a Warning Event
+    // NoNetworkFound on every pod when there is none (one GET and one Event per pod), then reads
+    // confDir. A file path to the .conflist skips that too, but Multus caches such a delegate
+    // without its plugin fields and the DEL then fails; a directory loads like a name.
+    clusterNetwork: path.dirname(np.clusterNetwork),
     multusNamespace: "kube-system",
     systemNamespaces: ["kube-system"],
     logFile: np.multusLog,
@@ -62,7 +66,13 @@ export function multusConfig(n: NodeSpec) {
 
 export function writeCniConfig(n: NodeSpec): void {
   const np = nodePaths(n.name);
-  for (const d of [np.netd, np.multusCache, np.hostLocalData, np.pods])
+  for (const d of [
+    np.netd,
+    path.dirname(np.clusterNetwork),
+    np.multusCache,
+    np.hostLocalData,
+    np.pods,
+  ])
     fs.mkdirSync(d, { recursive: true });
   fs.writeFileSync(np.clusterNetwork, JSON.stringify(clusterNetworkConfig(n), null, 2) + "\n");
   fs.writeFileSync(np.multusConf, JSON.stringify(multusConfig(n), null, 2) + "\n");

@@ -102,7 +102,7 @@ export interface NodePaths {
   multusKubeconfig: string;
   /** CNI configuration directory (what the kubelet's --cni-conf-dir would be). */
   netd: string;
-  /** The cluster network conflist Multus delegates to (eth0). */
+  /** The cluster network conflist Multus delegates to (eth0), alone in its directory. */
   clusterNetwork: string;
   multusConf: string;
   /** Multus cniDir (delegate cache) and libcni result cache. */
@@ -123,7 +123,7 @@ export function nodePaths(node: string): NodePaths {
     kubeconfig: path.join(dir, "kubeconfig"),
     multusKubeconfig: path.join(dir, "multus.kubeconfig"),
     netd,
-    clusterNetwork: path.join(netd, "10-pmv-cluster.conflist"),
+    clusterNetwork: path.join(dir, "cluster-net.d", "10-pmv-cluster.conflist"),
     multusConf: path.join(netd, "00-multus.conf"),
     multusCache: path.join(dir, "multus"),
     hostLocalData: path.join(dir, "host-local"),

@@ -4,6 +4,7 @@
 //   host netns: pmv-host 198.18.0.2/16 ──┐            routes 198.19.<i>.0/24 via 198.18.0.<10+i>
 //   pmv-gw:     eth0 198.18.0.1/16 ──────┤ br-lan     (in pmv-lan; ports p-host, p-gw, p-node-<i>)
 //   pmv-node-i: eth0 198.18.0.<10+i>/16 ─┘            cni0 198.19.<i>.1/24 (CNI bridge), pods
+//   pmv-gw routes 198.19.<i>.0/24 via node i and the service CIDR 198.19.128.0/17 via all nodes
 import * as fs from "node:fs";
 import {
   GW_IP,
@@ -18,6 +19,7 @@ import {
   LAN_PREFIX,
   NETNS_PREFIX,
   NodeSpec,
+  SERVICE_CIDR,
 } from "./config";
 import { run, runOk } from "./proc";
 
@@ -111,6 +113,18 @@ export function setupLan(nodes: NodeSpec[]): void {
     ipn(GW_NETNS, "route", "add", n.podCIDR, "via", n.ip, "dev", "eth0");
     ip("route", "add", n.podCIDR, "via", n.ip, "dev", HOST_LINK);
   }
+  routeServicesFromLan(nodes);
+}
+
+/**
+ * The LAN router sends the service CIDR to the nodes (ECMP over all of them), as a router that
+ * learns the cluster's service range by BGP would. kube-proxy on the node DNATs to an endpoint and
+ * masquerades (the source is outside clusterCIDR), so the reply comes back the same way: LAN hosts
+ * and single-NIC macvlan pods (their default route is the LAN router) reach ClusterIPs.
+ */
+function routeServicesFromLan(nodes: NodeSpec[]): void {
+  const hops = nodes.flatMap(n => ["nexthop", "via", n.ip, "dev", "eth0"]);
+  ipn(GW_NETNS, "route", "add", SERVICE_CIDR, ...hops);
 }
 
 /**
