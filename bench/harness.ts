@@ -14,7 +14,7 @@ export function runClusterBench(
 ): void {
   const run = async () => {
     log(`starting a ${nodes}-node cluster with the module`);
-    const c = await startCluster({ nodes, runtime: "kubelet" });
+    const c = await startCluster({ nodes });
     try {
       await deploy({ agent: opts.agent ?? false, env: opts.env });
       await body(c);

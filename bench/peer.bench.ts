@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const o = peerOptions(process.argv.slice(2));
   const started = new Date();
   log(`bench:peer: ${header(o)}`);
-  const c = await startCluster({ nodes: o.nodes, runtime: "kubelet" });
+  const c = await startCluster({ nodes: o.nodes });
   const results: SetupResult[] = [];
   try {
     for (const s of setups(o)) {

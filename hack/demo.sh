@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # `npm run demo`: the product end to end on the embedded local cluster, one visible step at a time.
-# Real kubelets + containerd on each node and `npx pepr deploy`, as a user installs it;
-# PMV_RUNTIME=simple uses the lighter node runtime and runs the module as plain processes.
+# Real kubelets + containerd on each node and `npx pepr deploy`, as a user installs it.
 set -euo pipefail
-RUNTIME="${PMV_RUNTIME:-kubelet}"
 cd "$(dirname "$0")/.."
 export KUBECONFIG="$PWD/.cluster/kubeconfig"
 B=$'\033[1m'; G=$'\033[32m'; C=$'\033[36m'; R=$'\033[0m'
@@ -13,25 +11,18 @@ show() { printf '%s$ %s%s\n' "$C" "$*" "$R"; "$@"; }
 cluster() { bash hack/cluster.sh "$@"; }
 podsof() { kubectl -n demo get pods -l "app=$1" --sort-by=.metadata.name \
   -o custom-columns='POD:.metadata.name,NODE:.spec.nodeName,ETH0:.status.podIP,NET1:.metadata.annotations.macvlan\.dev/ip,MAC:.metadata.annotations.macvlan\.dev/mac'; }
-trap 'printf "\n%sThe demo stopped at step %d.%s Logs: .cluster/logs, .cluster/module/*.log. Stop everything with: npm run cluster -- down\n" "$B" "$n" "$R"' ERR
+trap 'printf "\n%sThe demo stopped at step %d.%s Logs: .cluster/logs, kubectl -n pepr-system logs. Stop everything with: npm run cluster -- down\n" "$B" "$n" "$R"' ERR
 
 step "Installing npm packages (first run only)"
 bash hack/ensure-deps.sh
 
-step "Starting the local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 nodes with Multus ($RUNTIME runtime)"
-cluster up --nodes 2 --runtime "$RUNTIME"
+step "Starting the local cluster: etcd, kube-apiserver, controller-manager, scheduler, 2 nodes (containerd + kubelet, Multus, kube-proxy, CoreDNS)"
+cluster up --nodes 2
 show kubectl get nodes -o wide
 
-if [[ $RUNTIME == kubelet ]]; then
-  step "Installing as a user does: kubectl apply -f crds/, npx pepr deploy, the agent DaemonSet"
-  npx tsx hack/module/deploy.ts up
-  show kubectl -n pepr-system get pods -o wide
-else
-  step "Building the Pepr module and running it: 2 admission replicas + the watcher"
-  npx tsx hack/module/module.ts up --replicas 2
-  step "Starting the node agent on every node"
-  npx tsx hack/module/agent.ts up
-fi
+step "Installing as a user does: kubectl apply -f crds/, npx pepr deploy, the agent DaemonSet"
+npx tsx hack/module/deploy.ts up
+show kubectl -n pepr-system get pods -o wide
 
 step "Creating a MacvlanSubnet: pods lease 198.18.100.10-250 on the LAN 198.18.0.0/16"
 show cat examples/subnet.yaml
@@ -63,31 +54,29 @@ show cluster exec node/pmv-node-1 -- ping -c 2 "$own_ip"
 step "Service discovery: the exposed Service has a headless twin listing the macvlan IPs"
 show kubectl -n demo get endpointslices -l kubernetes.io/service-name=web-macvlan -o wide
 
-if [[ $RUNTIME == kubelet ]]; then
-  step "DNS (CoreDNS): web-macvlan resolves to the pods' macvlan IPs, web to its ClusterIP"
-  show kubectl -n demo exec db-0 -- nslookup web-macvlan.demo.svc.cluster.local || true
-  show kubectl -n demo exec db-0 -- nslookup web.demo.svc.cluster.local || true
+step "DNS (CoreDNS): web-macvlan resolves to the pods' macvlan IPs, web to its ClusterIP"
+show kubectl -n demo exec db-0 -- nslookup web-macvlan.demo.svc.cluster.local || true
+show kubectl -n demo exec db-0 -- nslookup web.demo.svc.cluster.local || true
 
-  step "A macvlan pod calls the ClusterIP over eth0 (kube-proxy on its node picks a web pod)"
-  cip=$(kubectl -n demo get service web -o jsonpath='{.spec.clusterIP}')
-  # busybox httpd serves /tmp, which has no index: any HTTP status proves the call got through.
-  show cluster exec "demo/$a" -- curl -sS -m 5 -o /dev/null -w 'HTTP %{http_code} from %{remote_ip}:%{remote_port}\n' "http://$cip/" || true
+step "A macvlan pod calls the ClusterIP over eth0 (kube-proxy on its node picks a web pod)"
+cip=$(kubectl -n demo get service web -o jsonpath='{.spec.clusterIP}')
+# busybox httpd serves /tmp, which has no index: any HTTP status proves the call got through.
+show cluster exec "demo/$a" -- curl -sS -m 5 -o /dev/null -w 'HTTP %{http_code} from %{remote_ip}:%{remote_port}\n' "http://$cip/" || true
 
-  step "Gratuitous ARP: a new pod's net1 announces its address from its MAC (tcpdump on the LAN bridge)"
-  cap=$(mktemp)
-  ip netns exec pmv-lan timeout 60 tcpdump -i br-lan -n -e -l arp >"$cap" 2>/dev/null &
-  tcpdump_pid=$!
-  sleep 1
-  show kubectl -n demo scale deploy/web --replicas=4
-  kubectl -n demo rollout status deploy/web --timeout=120s >/dev/null
-  new=$(kubectl -n demo get pods -l app=web --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[-1:].metadata.annotations.macvlan\.dev/ip} {.items[-1:].metadata.annotations.macvlan\.dev/mac}')
-  read -r new_ip new_mac <<<"$new"
-  for _ in $(seq 10); do grep -q "tell $new_ip" "$cap" && break; sleep 1; done
-  kill "$tcpdump_pid" 2>/dev/null || true
-  printf 'new pod: %s %s\n' "$new_ip" "$new_mac"
-  grep -F "$new_ip" "$cap" | head -3 || echo "(no announcement captured)"
-  rm -f "$cap"
-fi
+step "Gratuitous ARP: a new pod's net1 announces its address from its MAC (tcpdump on the LAN bridge)"
+cap=$(mktemp)
+ip netns exec pmv-lan timeout 60 tcpdump -i br-lan -n -e -l arp >"$cap" 2>/dev/null &
+tcpdump_pid=$!
+sleep 1
+show kubectl -n demo scale deploy/web --replicas=4
+kubectl -n demo rollout status deploy/web --timeout=120s >/dev/null
+new=$(kubectl -n demo get pods -l app=web --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[-1:].metadata.annotations.macvlan\.dev/ip} {.items[-1:].metadata.annotations.macvlan\.dev/mac}')
+read -r new_ip new_mac <<<"$new"
+for _ in $(seq 10); do grep -q "tell $new_ip" "$cap" && break; sleep 1; done
+kill "$tcpdump_pid" 2>/dev/null || true
+printf 'new pod: %s %s\n' "$new_ip" "$new_mac"
+grep -F "$new_ip" "$cap" | head -3 || echo "(no announcement captured)"
+rm -f "$cap"
 
 step "A StatefulSet pod keeps its address when it is deleted and comes back"
 before=$(kubectl -n demo get pod db-0 -o jsonpath='{.metadata.annotations.macvlan\.dev/ip}')

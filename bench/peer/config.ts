@@ -1,7 +1,7 @@
 // Options of `npm run bench:peer` (bench/peer.bench.ts), from flags and environment variables.
 //   PMV_PEER_PODS=N            pods per set-up (default 1000 = 10 Deployments x 100)
 //   PMV_PEER_DEPLOYMENTS=D     Deployments the pods are spread over (default 10)
-//   PMV_PEER_NODES=K           kubelet nodes (default: enough for N pods at 40 per node)
+//   PMV_PEER_NODES=K           kubelet nodes (default: enough for N pods at 240 per node)
 //   PMV_PEER_HOLD_SECONDS=S    wait after deleting everything before counting held addresses (120)
 //   PMV_PEER_TIMEOUT_SECONDS=T give up waiting for a set-up's pods after T s (1800)
 //   PMV_PEER_SETUPS=a,b        only these of floor,whereabouts,pepr-macvlan (default all three)
@@ -9,13 +9,14 @@
 //   --no-results               print only; do not write bench/results/<date>-peer.md
 import * as path from "node:path";
 import { REPO_ROOT } from "../../hack/cluster/config";
+import { KUBELET_MAX_PODS } from "../../hack/kubelet/config";
 
 export const SETUPS = ["floor", "whereabouts", "pepr-macvlan"] as const;
 export type SetupName = (typeof SETUPS)[number];
 
-/** The kubelet's maxPods (hack/kubelet/runtime.ts), and what we leave for system pods per node. */
-export const MAX_PODS_PER_NODE = 50;
-export const BENCH_PODS_PER_NODE = 40;
+/** The kubelet's maxPods (hack/kubelet/config.ts), and what we leave for system pods per node. */
+export const MAX_PODS_PER_NODE = KUBELET_MAX_PODS;
+export const BENCH_PODS_PER_NODE = KUBELET_MAX_PODS - 10;
 export const MAX_NODES = 20;
 
 /** The shared pool, inside the LAN 198.18.0.0/16 (design.md §5): 198.18.120.1-198.18.127.254. */

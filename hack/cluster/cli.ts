@@ -1,36 +1,27 @@
 // Command line of the local cluster; hack/cluster.sh runs it (`npm run cluster -- <command>`).
-import {
-  DEFAULT_NODES,
-  DEFAULT_RUNTIME,
-  MAX_NODES,
-  NODE_RUNTIMES,
-  NodeRuntimeKind,
-  paths,
-} from "./config";
+import { DEFAULT_NODES, MAX_NODES, paths } from "./config";
 import { down, ensurePackages, execIn, logs, status, up } from "./cluster";
 
 export const HELP = `Local pepr-macvlan cluster: real etcd, kube-apiserver, kube-controller-manager and
 kube-scheduler in the host network namespace; each node is a network namespace on a simulated
-LAN (Linux bridge) with Multus (thin plugin) + CNI plugins and containerd + a real kubelet
-(default; kube-proxy and CoreDNS as add-ons) or the simple node runtime. Needs root.
+LAN (Linux bridge) with Multus (thin plugin) + CNI plugins, containerd and a real kubelet;
+kube-proxy and CoreDNS as add-ons. Needs root.
 
 Usage: npm run cluster -- <command> [options]
        bash hack/cluster.sh <command> [options]
 
 Commands:
-  up [--nodes N] [--runtime kubelet|simple] [--force]
+  up [--nodes N] [--force]
                       Build or reuse the binaries (hack/build-binaries.sh), install missing Debian
                       packages (iproute2, util-linux, openssl, tcpdump, busybox-static, curl,
                       containerd, runc, iptables), remove what an earlier cluster left, then start
                       a fresh cluster with N nodes (default ${DEFAULT_NODES}, at most ${MAX_NODES}). Writes the
                       admin kubeconfig to ${paths.kubeconfig}. While integration tests hold the
                       cluster (their session lock, test/integration/helpers), waits for them;
-                      --force does not.
-                      --runtime (default ${DEFAULT_RUNTIME}): kubelet = containerd (Debian) + a real
-                      kubelet per node, images built from local files (hack/kubelet; state in
-                      /var/lib/pmv-kubelet; PMV_KUBELET_IMAGES=busybox imports only it, pause and
-                      the add-ons), then kube-proxy (iptables) and CoreDNS (kube-dns
-                      198.19.128.10); simple = the node runtime (no kubelet, no Service routing).
+                      --force does not. Each node runs containerd (Debian) and a real kubelet,
+                      images built from local files (hack/kubelet; state in /var/lib/pmv-kubelet;
+                      PMV_KUBELET_IMAGES=busybox imports only it, pause and the add-ons), then
+                      kube-proxy (iptables) and CoreDNS (kube-dns 198.19.128.10).
   down [--force]      Stop every process the cluster started (by recorded pid), delete its network
                       namespaces and host link, remove ${paths.state}. Safe to repeat.
                       Refuses while integration tests hold the cluster, unless --force.
@@ -43,7 +34,7 @@ Commands:
   exec netns/<name> -- <cmd...>
                       Run a command in another cluster network namespace (pmv-gw, pmv-lan).
   logs <namespace>/<pod> [container]
-                      Print a container's output (on kubelet nodes kubectl logs works too).
+                      Print a container's output (kubectl logs works too).
 
 Addresses (198.18.0.0/15 only): LAN 198.18.0.0/16, router 198.18.0.1 (pmv-gw), host 198.18.0.2
 (pmv-host), node i 198.18.0.<10+i> with pod CIDR 198.19.<i>.0/24, services 198.19.128.0/17
@@ -51,9 +42,8 @@ Addresses (198.18.0.0/15 only): LAN 198.18.0.0/16, router 198.18.0.1 (pmv-gw), h
 namespaces are named pmv-pod-<pod uid>.
 `;
 
-function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind; force: boolean } {
+function parseUp(args: string[]): { nodes: number; force: boolean } {
   let nodes = DEFAULT_NODES;
-  let runtime: NodeRuntimeKind = DEFAULT_RUNTIME;
   let force = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -65,16 +55,11 @@ function parseUp(args: string[]): { nodes: number; runtime: NodeRuntimeKind; for
       nodes = Number(v);
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES)
         throw new Error(`--nodes must be 1..${MAX_NODES}, got "${v}"`);
-    } else if (/^--runtime(?:=|$)/.test(a)) {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : args[++i];
-      if (!(NODE_RUNTIMES as readonly string[]).includes(v))
-        throw new Error(`--runtime must be ${NODE_RUNTIMES.join(" or ")}, got "${v}"`);
-      runtime = v as NodeRuntimeKind;
     } else {
       throw new Error(`unknown option for up: ${a}`);
     }
   }
-  return { nodes, runtime, force };
+  return { nodes, force };
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -8,7 +8,6 @@ import {
   API_SERVER,
   ClusterInfo,
   DEFAULT_NODES,
-  DEFAULT_RUNTIME,
   ETCD_CLIENT_PORT,
   ETCD_PEER_PORT,
   GW_NETNS,
@@ -17,13 +16,11 @@ import {
   LAN_NETNS,
   MAX_NODES,
   NETNS_PREFIX,
-  NodeRuntimeKind,
   NodeSpec,
   POD_NETNS_PREFIX,
   REPO_ROOT,
   SCHEDULER_PORT,
   binDir,
-  nodePaths,
   nodeSpec,
   paths,
   podNetns,
@@ -57,11 +54,9 @@ import {
   readProcRecords,
   run,
   runOk,
-  startDaemon,
   stopProcess,
   writeJsonAtomic,
 } from "./proc";
-import type { PodState } from "./runtime/pod";
 import { prepareKubeletRuntime, startKubeletNodes, stopKubeletNodes } from "../kubelet/runtime";
 import { kubeletNodePaths } from "../kubelet/config";
 
@@ -213,8 +208,6 @@ export interface UpOptions {
   force?: boolean;
   /** Skip hack/build-binaries.sh (the caller knows the binaries are there). */
   skipBuild?: boolean;
-  /** kubelet (default): containerd + kubelet per node (hack/kubelet); simple: the node runtime. */
-  runtime?: NodeRuntimeKind;
 }
 
 export function readClusterInfo(): ClusterInfo | undefined {
@@ -245,8 +238,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
         throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);
     }
     ensurePackages();
-    const runtime = opts.runtime ?? DEFAULT_RUNTIME;
-    const images = runtime === "kubelet" ? prepareKubeletRuntime(say) : [];
+    const images = prepareKubeletRuntime(say);
 
     if (fs.existsSync(paths.state) || clusterNetns().length || linkExists(HOST_LINK)) {
       say("cleaning up what a previous cluster left behind");
@@ -261,7 +253,6 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
       fs.mkdirSync(d, { recursive: true });
     const info: ClusterInfo = {
       nodes,
-      runtime,
       binDir: binDir(),
       createdAt: new Date().toISOString(),
       apiServer: API_SERVER,
@@ -306,18 +297,13 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
         "crd/network-attachment-definitions.k8s.cni.cncf.io",
       );
 
-      say(
-        `CNI configuration and ${runtime === "kubelet" ? "containerd + kubelet" : "node runtimes"}`,
-      );
+      say("CNI configuration, containerd and a kubelet per node");
       for (const n of nodes) writeCniConfig(n);
-      if (runtime === "kubelet") await startKubeletNodes(nodes, images, say);
-      else for (const n of nodes) startNodeRuntime(n);
+      await startKubeletNodes(nodes, images, say);
       say("waiting for the nodes to be Ready and the default ServiceAccount");
       await waitClusterReady(kube, nodes);
-      if (runtime === "kubelet") {
-        say("add-ons: kube-proxy (iptables) and CoreDNS (kube-dns)");
-        installAddons(kubectl, say);
-      }
+      say("add-ons: kube-proxy (iptables) and CoreDNS (kube-dns)");
+      installAddons(kubectl, say);
     } finally {
       kube.close();
     }
@@ -347,27 +333,6 @@ async function createNode(kube: Kube, n: NodeSpec): Promise<void> {
   } catch (e) {
     if (!isAlreadyExists(e)) throw e;
   }
-}
-
-export function startNodeRuntime(n: NodeSpec): ProcRecord {
-  const np = nodePaths(n.name);
-  return startDaemon({
-    name: `node-runtime-${n.name}`,
-    cmd: "nsenter",
-    args: [
-      `--net=/run/netns/${n.name}`,
-      "--",
-      process.execPath,
-      "--import",
-      "tsx",
-      path.join(REPO_ROOT, "hack", "cluster", "node-runtime.ts"),
-      n.name,
-    ],
-    cwd: REPO_ROOT,
-    env: { ...process.env, PMV_BIN_DIR: binDir(), PMV_CLUSTER_DIR: paths.state },
-    log: np.runtimeLog,
-    recordDir: paths.procs,
-  });
 }
 
 async function waitClusterReady(kube: Kube, nodes: NodeSpec[], timeoutMs = 120000): Promise<void> {
@@ -426,40 +391,6 @@ function printUsage(info: ClusterInfo): void {
 
 // ---- down -------------------------------------------------------------------------------------
 
-/** Pod processes recorded by the node runtimes (pods/<uid>/state.json). */
-function podProcessRecords(): ProcRecord[] {
-  const out: ProcRecord[] = [];
-  let nodes: string[] = [];
-  try {
-    nodes = fs.readdirSync(paths.nodes);
-  } catch {
-    return out;
-  }
-  for (const node of nodes) {
-    const podsDir = nodePaths(node).pods;
-    let uids: string[] = [];
-    try {
-      uids = fs.readdirSync(podsDir);
-    } catch {
-      continue;
-    }
-    for (const uid of uids) {
-      const st = readJson<PodState>(path.join(podsDir, uid, "state.json"));
-      for (const [name, c] of Object.entries(st?.containers ?? {})) {
-        if (c.run)
-          out.push({
-            name: `${st?.namespace}/${st?.name}/${name}`,
-            pid: c.run.pid,
-            startTime: c.run.startTime,
-            argv: [],
-            group: true,
-          });
-      }
-    }
-  }
-  return out;
-}
-
 export async function down(verbose = true, force = false): Promise<void> {
   await respectSession("down", force);
   const release = await acquireLock("op", `down (pid ${process.pid})`);
@@ -475,17 +406,12 @@ async function downLocked(verbose: boolean): Promise<void> {
   // Kubelet runtime nodes first: kubelets, containers, containerd and shims, mounts, cgroups.
   const kubeletErrors = await stopKubeletNodes(log);
   const records = readProcRecords(paths.procs);
-  const runtimes = records.filter(r => r.name.startsWith("node-runtime-"));
   const control = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
     .map(n => records.find(r => r.name === n))
     .filter((r): r is ProcRecord => !!r);
-  const others = records.filter(r => !runtimes.includes(r) && !control.includes(r));
+  const others = records.filter(r => !control.includes(r));
 
-  // 1. node runtimes (so they start nothing new), 2. pod processes, 3. anything else inside our
-  // network namespaces (exec sessions, strays), 4. the control plane.
-  for (const r of runtimes) if (await stopProcess(r, 5000)) log(`stopped ${r.name} (pid ${r.pid})`);
-  for (const r of podProcessRecords())
-    if (await stopProcess(r, 3000)) log(`stopped pod process ${r.name} (pid ${r.pid})`);
+  // 1. anything still inside our network namespaces (exec sessions, strays), 2. the control plane.
   const inodes = new Set(
     clusterNetns()
       .map(n => netnsInode(`/run/netns/${n}`))

@@ -66,13 +66,7 @@ export function multusConfig(n: NodeSpec) {
 
 export function writeCniConfig(n: NodeSpec): void {
   const np = nodePaths(n.name);
-  for (const d of [
-    np.netd,
-    path.dirname(np.clusterNetwork),
-    np.multusCache,
-    np.hostLocalData,
-    np.pods,
-  ])
+  for (const d of [np.netd, path.dirname(np.clusterNetwork), np.multusCache, np.hostLocalData])
     fs.mkdirSync(d, { recursive: true });
   fs.writeFileSync(np.clusterNetwork, JSON.stringify(clusterNetworkConfig(n), null, 2) + "\n");
   fs.writeFileSync(np.multusConf, JSON.stringify(multusConfig(n), null, 2) + "\n");

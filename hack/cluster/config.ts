@@ -1,5 +1,5 @@
 // Names, addresses and paths of the local cluster (design.md §5). Every module of the cluster
-// tooling, the node runtime and the integration-test helpers reads them from here.
+// tooling, the kubelet runtime and the integration-test helpers reads them from here.
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 
@@ -109,10 +109,6 @@ export interface NodePaths {
   multusCache: string;
   hostLocalData: string;
   multusLog: string;
-  /** One JSON line per CNI call made by the node runtime. */
-  cniLog: string;
-  runtimeLog: string;
-  pods: string;
 }
 
 export function nodePaths(node: string): NodePaths {
@@ -128,9 +124,6 @@ export function nodePaths(node: string): NodePaths {
     multusCache: path.join(dir, "multus"),
     hostLocalData: path.join(dir, "host-local"),
     multusLog: path.join(dir, "multus.log"),
-    cniLog: path.join(dir, "cni.log"),
-    runtimeLog: path.join(dir, "runtime.log"),
-    pods: path.join(dir, "pods"),
   };
 }
 
@@ -152,16 +145,9 @@ export function binDir(): string {
 export const bin = (name: string) => path.join(binDir(), name);
 export const cniBinDir = () => path.join(binDir(), "cni");
 
-/** What runs pods on the nodes: the simple node runtime, or containerd + kubelet (hack/kubelet). */
-export type NodeRuntimeKind = "simple" | "kubelet";
-export const NODE_RUNTIMES: readonly NodeRuntimeKind[] = ["simple", "kubelet"];
-export const DEFAULT_RUNTIME: NodeRuntimeKind = "kubelet";
-
 /** What `up` records in cluster.json. */
 export interface ClusterInfo {
   nodes: NodeSpec[];
-  /** Absent in clusters made before the option existed: simple. */
-  runtime?: NodeRuntimeKind;
   binDir: string;
   createdAt: string;
   apiServer: string;

@@ -1,4 +1,4 @@
-// A small Kubernetes REST client for the cluster tooling, the node runtime and the tests:
+// A small Kubernetes REST client for the cluster tooling and the tests:
 // client-certificate or token auth from a kubeconfig, JSON requests, and list+watch with
 // resourceVersion bookkeeping (relist on 410 Gone, reconnect with backoff).
 import * as fs from "node:fs";

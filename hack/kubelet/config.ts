@@ -1,4 +1,4 @@
-// Names and paths of the kubelet runtime (`hack/cluster.sh up --runtime kubelet`): per node a
+// Names and paths of the kubelet runtime (`hack/cluster.sh up`): per node a
 // containerd and a real kubelet in the node's network namespace, with their own directories under
 // the node's state directory, their own socket and their own cgroup subtree.
 import * as os from "node:os";

@@ -11,7 +11,7 @@
 //
 // Usage: node --import tsx hack/kubelet/images.ts build [name...]
 //        node --import tsx hack/kubelet/images.ts import [name...] [--node pmv-node-1]...
-//        (import needs a running cluster with --runtime kubelet; default: all images, all nodes)
+//        (import needs a running cluster; default: all images, all nodes)
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -409,7 +409,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === "import") {
     const info = readJson<ClusterInfo>(paths.clusterJson);
-    if (!info) throw new Error("no cluster: run `npm run cluster -- up --runtime kubelet` first");
+    if (!info) throw new Error("no cluster: run `npm run cluster -- up` first");
     const targets = nodes.length ? nodes : info.nodes.map(n => n.name);
     for (const n of targets) {
       const sock = kubeletNodePaths(n).containerdSock;

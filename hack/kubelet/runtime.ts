@@ -1,5 +1,5 @@
-// The kubelet runtime of the local cluster (`hack/cluster.sh up --runtime kubelet`): on each node a
-// containerd (Debian's, with runc) and a real kubelet v1.34 instead of the simple node runtime.
+// The kubelet runtime of the local cluster (`hack/cluster.sh up`): on each node a
+// containerd (Debian's, with runc) and a real kubelet v1.34.
 //
 // Per node, everything in the node's network namespace (nsenter --net only: containerd, the kubelet
 // and the volumes the kubelet mounts must share the host's mount namespace, which `ip netns exec`
@@ -101,7 +101,7 @@ export function kubeletImageNames(): ImageName[] {
   return names as ImageName[];
 }
 
-/** Everything `up --runtime kubelet` needs before the nodes start: packages, kubelet, images. */
+/** Everything `up` needs before the nodes start: packages, kubelet, images. */
 export function prepareKubeletRuntime(log: Log): ImageArchive[] {
   ensureKubeletPackages(log);
   if (!fs.existsSync(bin("kubelet")))
@@ -216,8 +216,8 @@ function cgroupPids(dirs: string[]): number[] {
 
 /**
  * The Multus wrapper containerd runs (as `multus` in the node's CNI bin dir): runs the real thin
- * plugin, then names the pod's network namespace like the simple runtime does
- * (/run/netns/pmv-pod-<pod uid>), so `cluster exec <namespace>/<pod>` and the test helpers work.
+ * plugin, then names the pod's network namespace (/run/netns/pmv-pod-<pod uid>), so
+ * `cluster exec <namespace>/<pod>` and the test helpers can run host tools inside it.
  */
 export function multusWrapper(realMultus: string): string {
   return `#!/bin/bash

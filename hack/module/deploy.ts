@@ -1,5 +1,5 @@
 // Installs pepr-macvlan on the local cluster exactly as a user does on a real one (README "Install
-// on a real cluster"), for the kubelet runtime (`npm run cluster -- up --runtime kubelet`), where
+// on a real cluster"), for the local cluster (`npm run cluster -- up`), where
 // the Deployments and the DaemonSet run from their images:
 //   kubectl apply -f crds/
 //   kubectl apply -f deploy/policies.yaml   (ValidatingAdmissionPolicies: hack/module/policies.ts)
@@ -329,7 +329,7 @@ async function main(argv: string[]): Promise<number> {
   }
   console.log(`usage: npx tsx hack/module/deploy.ts up [--no-agent] [--verbose] | agent
 
-  up     on a cluster started with --runtime kubelet: kubectl apply -f crds/ and
+  up     on the local cluster (npm run cluster -- up): kubectl apply -f crds/ and
          deploy/policies.yaml, npx pepr deploy --yes
          (KUBECONFIG=.cluster/kubeconfig), wait for the admission pods, the watcher and the webhook
          endpoints, then kubectl apply -f agent/deploy/agent.yaml and wait for one agent per node

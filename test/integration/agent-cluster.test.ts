@@ -26,7 +26,7 @@ import {
 } from "./helpers";
 
 const test = anyTest as TestFn;
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const NS = "agent-t";

@@ -8,7 +8,7 @@ import { isAlive, runAsync } from "../../hack/cluster/proc";
 import { diffSnapshots, httpServer, macvlanNad, testPod, waitFor, withCluster } from "./helpers";
 import type { Pod } from "./helpers";
 
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 const NS = "cluster-test";
 const NODE1 = "pmv-node-1";
 const NODE2 = "pmv-node-2";

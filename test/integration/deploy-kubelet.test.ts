@@ -51,7 +51,7 @@ test.afterEach.always(async t => {
     );
   }
 });
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 
 const SUBNET = "lan";
 const NS = "deploy-team";

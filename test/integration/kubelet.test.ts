@@ -1,4 +1,4 @@
-// The local cluster with real kubelets (`hack/cluster.sh up --runtime kubelet`): containerd and a
+// The local cluster with real kubelets (`hack/cluster.sh up`): containerd and a
 // kubelet v1.34 per node, images imported without a registry, Multus + macvlan called through the
 // CRI, and a `down` that leaves no containerd, kubelet, shim, mount or cgroup behind.
 import test from "ava";
@@ -28,7 +28,7 @@ import {
 } from "./helpers";
 import type { Pod } from "./helpers";
 
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 const NS = "kubelet-test";
 const PODS = [
   { name: "mv-1", node: "pmv-node-1", ip: "198.18.100.21" },
@@ -69,7 +69,6 @@ test.before(async () => {
 
 test.serial("two nodes registered by their kubelets (containerd, v1.34.4) are Ready", async t => {
   const c = cluster();
-  t.is(c.info.runtime, "kubelet");
   const nodes = (await c.api.get("/api/v1/nodes")).items as Pod[];
   t.deepEqual(nodes.map(n => n.metadata.name).sort(), ["pmv-node-1", "pmv-node-2"]);
   for (const n of nodes) {
@@ -135,7 +134,7 @@ test.serial("busybox pods get a macvlan net1 through Multus on both kubelet node
       default: true,
     });
     t.like(ns[1], { name: `${NS}/lan`, interface: "net1", ips: [p.ip] });
-    // The pod's network namespace also carries the simple runtime's name (Multus wrapper).
+    // The pod's network namespace also is also named pmv-pod-<uid> (Multus wrapper).
     t.true(c.netnsExists(podNetns(pod.metadata.uid!)));
     const addr = await c.execOk(`${NS}/${p.name}`, [
       "ip",

@@ -50,7 +50,7 @@ test.afterEach.always(async t => {
     );
   }
 });
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 
 const NS = "netmodel";
 const NODE1 = "pmv-node-1";

@@ -24,7 +24,7 @@ import {
 import { Cluster, Pod, macvlanSubnet, testPod, waitFor, withCluster, getJson } from "./helpers";
 import { impersonated, tokenClient, whoAmI } from "./helpers/identity";
 
-const cluster = withCluster(test, { nodes: 2, runtime: "kubelet" });
+const cluster = withCluster(test, { nodes: 2 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;

@@ -42,8 +42,6 @@ export type { RunResult } from "../../../hack/cluster/proc";
 export interface ClusterOptions {
   /** Number of nodes (default 2). */
   nodes?: number;
-  /** What runs the pods: containerd + kubelet (default) or the older simple node runtime. */
-  runtime?: "simple" | "kubelet";
   /**
    * Install the module after `up`, as a user does (hack/module/deploy.ts: crds/, policies,
    * `npx pepr deploy --yes`, then `kubectl set env` with these settings, and the agent DaemonSet
@@ -245,7 +243,7 @@ export class Cluster {
     );
   }
 
-  /** Deletes a namespace; with wait, until it is gone (its pods torn down by the node runtimes). */
+  /** Deletes a namespace; with wait, until it is gone (its pods torn down by the kubelets). */
   async deleteNamespace(name: string, wait = true, timeoutMs = 120000): Promise<void> {
     try {
       await this.api.delete(`/api/v1/namespaces/${name}`);
@@ -370,7 +368,7 @@ export class Cluster {
     return podLogText(p.spec.nodeName, pod, container ?? p.spec.containers[0].name) ?? "";
   }
 
-  /** The processes the cluster started (control plane and node runtimes). */
+  /** The processes the cluster started (control plane, containerd and kubelets). */
   processes(): ProcRecord[] {
     return readProcRecords(paths.procs);
   }
@@ -471,10 +469,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         throw new Error(`cleaning up the previous cluster failed:\n${d.stdout}\n${d.stderr}`);
     }
     const before = hostSnapshot(binDir);
-    const r = await runCli(
-      ["up", "--nodes", String(opts.nodes ?? 2), "--runtime", opts.runtime ?? "kubelet"],
-      opts.verbose,
-    );
+    const r = await runCli(["up", "--nodes", String(opts.nodes ?? 2)], opts.verbose);
     if (r.code !== 0) {
       await runCli(["down"], opts.verbose);
       throw new Error(`cluster up failed:\n${r.stdout}\n${r.stderr}`);

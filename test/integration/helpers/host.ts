@@ -25,8 +25,8 @@ function lines(s: string): string[] {
 }
 
 /**
- * Processes that belong to a local cluster: the binaries from the build cache, the node runtime,
- * and anything running with the cluster's state directory on its command line.
+ * Processes that belong to a local cluster: the binaries from the build cache and anything running
+ * with the cluster's state directory or a cluster network namespace on its command line.
  */
 export function clusterProcesses(binDir: string): string[] {
   const out: string[] = [];
@@ -40,7 +40,6 @@ export function clusterProcesses(binDir: string): string[] {
     }
     const ours =
       cmd.includes(`${binDir}/`) ||
-      cmd.includes("hack/cluster/node-runtime.ts") ||
       cmd.includes(`${REPO_ROOT}/.cluster/`) ||
       cmd.includes(`--net=/run/netns/${NETNS_PREFIX}`);
     const st = procStartTime(Number(entry));
