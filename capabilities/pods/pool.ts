@@ -34,8 +34,9 @@ export const poolSettings = {
   recordDelayMs: Number(process.env.MACVLAN_POOL_RECORD_DELAY_MS ?? 5000),
   /** Hand-outs counted for sizing the pool. */
   windowMs: 10_000,
-  /** A pool without hand-outs for this long returns all its leases. */
-  idleMs: Number(process.env.MACVLAN_POOL_IDLE_SECONDS ?? 300) * 1000,
+  /** A pool without hand-outs for this long returns all its leases (the same as the reserved
+   * TTL by default: nothing of a burst is held much longer than its own reservations). */
+  idleMs: Number(process.env.MACVLAN_POOL_IDLE_SECONDS ?? 60) * 1000,
   /** Lease creates in flight per subnet, at most. */
   concurrency: 16,
 };
@@ -170,21 +171,21 @@ export class ReplicaPool {
     const pool = this.#pool(subnet.metadata!.name!);
     const now = Date.now();
     pool.handouts = pool.handouts.filter(t => now - t < poolSettings.windowMs);
-    const target = poolTarget({
+    const { fill, keep } = poolTarget({
       free: this.state.allocator(subnet).free,
       recentHandouts: pool.handouts.length,
       idle: now - pool.lastHandout > poolSettings.idleMs,
       min: poolSettings.min,
       max: poolSettings.max,
     });
-    while (pool.ready.length + pool.creating < target && pool.creating < poolSettings.concurrency) {
+    while (pool.ready.length + pool.creating < fill && pool.creating < poolSettings.concurrency) {
       pool.creating++;
       void this.#createOne(subnet).finally(() => {
         pool.creating--;
         this.topUp(subnet);
       });
     }
-    while (pool.ready.length > target) void this.#delete(pool.ready.pop()!.lease);
+    while (pool.ready.length > keep) void this.#delete(pool.ready.pop()!.lease);
   }
 
   #tick(): void {

@@ -195,13 +195,16 @@ export interface PoolSizing {
 }
 
 /**
- * How many ready addresses a replica keeps for a subnet: enough for the recent rate (twice the
- * hand-outs of the last window), between min and max, and never more than 1/8 of what is free,
- * so that replicas' pools never starve a nearly full subnet (they drain to zero near the end).
+ * How many ready addresses a replica fills its pool to, and how many it keeps before returning
+ * the surplus. Fill: the hand-outs of the last window (the rate), between min and max. Keep: up
+ * to max, so a pool that filled for a burst is not deleted and re-created with every lull. Both
+ * are at most 1/8 of what the replica sees free, so pools drain to zero as a subnet fills and
+ * never starve another replica, and zero when idle.
  */
-export function poolTarget(s: PoolSizing): number {
-  if (s.idle) return 0;
-  const wanted = Math.max(s.min, Math.min(s.max, 2 * s.recentHandouts));
+export function poolTarget(s: PoolSizing): { fill: number; keep: number } {
+  if (s.idle) return { fill: 0, keep: 0 };
   const cap = s.free / 8n;
-  return cap < BigInt(wanted) ? Number(cap) : wanted;
+  const atMostCap = (n: number) => (cap < BigInt(n) ? Number(cap) : n);
+  const fill = Math.max(s.min, Math.min(s.max, s.recentHandouts));
+  return { fill: atMostCap(fill), keep: atMostCap(Math.max(fill, s.max)) };
 }

@@ -190,10 +190,16 @@ test("a restarted replica revokes what its earlier process pre-leased, not other
 });
 
 test("pool size follows the hand-out rate, within min and max, and never above 1/8 of what is free", t => {
-  t.is(poolTarget({ free: 10_000n, recentHandouts: 0, min: 8, max: 64 }), 8);
-  t.is(poolTarget({ free: 10_000n, recentHandouts: 20, min: 8, max: 64 }), 40);
-  t.is(poolTarget({ free: 10_000n, recentHandouts: 500, min: 8, max: 64 }), 64);
-  t.is(poolTarget({ free: 100n, recentHandouts: 500, min: 8, max: 64 }), 12);
-  t.is(poolTarget({ free: 7n, recentHandouts: 500, min: 8, max: 64 }), 0, "near full: no pool");
-  t.is(poolTarget({ free: 10_000n, recentHandouts: 0, idle: true, min: 8, max: 64 }), 0, "idle");
+  const at = (free: bigint, recentHandouts: number, idle = false) =>
+    poolTarget({ free, recentHandouts, idle, min: 8, max: 64 });
+  t.deepEqual(at(10_000n, 0), { fill: 8, keep: 64 });
+  t.deepEqual(
+    at(10_000n, 20),
+    { fill: 20, keep: 64 },
+    "refill to the rate; keep what a burst made",
+  );
+  t.deepEqual(at(10_000n, 500), { fill: 64, keep: 64 });
+  t.deepEqual(at(100n, 500), { fill: 12, keep: 12 }, "1/8 of the free addresses");
+  t.deepEqual(at(7n, 500), { fill: 0, keep: 0 }, "near full: no pool");
+  t.deepEqual(at(10_000n, 0, true), { fill: 0, keep: 0 }, "idle: everything goes back");
 });
