@@ -20,6 +20,7 @@ import {
   NETNS_PREFIX,
   NodeSpec,
   SERVICE_CIDR,
+  CLUSTER_POD_CIDR,
 } from "./config";
 import { run, runOk } from "./proc";
 
@@ -109,11 +110,26 @@ export function setupLan(nodes: NodeSpec[]): void {
     for (const o of nodes) {
       if (o.index !== n.index) ipn(n.name, "route", "add", o.podCIDR, "via", o.ip, "dev", "eth0");
     }
+    masqueradePodEgress(n);
     // The router and the host know every node's pod CIDR too.
     ipn(GW_NETNS, "route", "add", n.podCIDR, "via", n.ip, "dev", "eth0");
     ip("route", "add", n.podCIDR, "via", n.ip, "dev", HOST_LINK);
   }
   routeServicesFromLan(nodes);
+}
+
+/**
+ * Pods' eth0 traffic that leaves the cluster network is masqueraded to the node's address, as the
+ * cluster CNIs of real clusters do (flannel's ip-masq, kindnet, Calico's natOutgoing); pod to pod
+ * (198.19.0.0/17) keeps the pod's address. Traffic on a macvlan net1 never crosses the node's
+ * netfilter, so it keeps the pod's LAN address.
+ */
+function masqueradePodEgress(n: NodeSpec): void {
+  runOk("ip", [
+    ...["netns", "exec", n.name, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING"],
+    ...["-s", CLUSTER_POD_CIDR, "!", "-d", CLUSTER_POD_CIDR, "-o", "eth0"],
+    ...["-m", "comment", "--comment", "pmv: pod egress to the node address", "-j", "MASQUERADE"],
+  ]);
 }
 
 /**
