@@ -224,7 +224,7 @@ async function lookup(c: Cluster, from: string, name: string): Promise<string[]>
 }
 
 test.serial(
-  "Services: pods reach a ClusterIP and a NodePort over eth0; the plain name resolves to the ClusterIP",
+  "Services: pods reach a ClusterIP over eth0; the plain name resolves to the ClusterIP",
   async t => {
     const c = cluster();
     const template = pod("x", NODE1, { terminationGracePeriodSeconds: 1 });
@@ -254,7 +254,7 @@ test.serial(
     await kubectl(["-n", NS, "rollout", "status", "deploy/web", "--timeout=120s"]);
     const svc = await getJson(c, ["-n", NS, "service", "web"]);
     const clusterIP = svc.spec.clusterIP as string;
-    const nodePort = svc.spec.ports[0].nodePort as number;
+    t.true(Number(svc.spec.ports[0].nodePort) >= 30000, "a NodePort from 30000-32767");
     t.regex(clusterIP, /^198\.19\.(1[3-9]\d|2[0-5]\d)\.\d+$/, "a ClusterIP from 198.19.128.0/17");
     for (const from of ["dual-1", "dual-2", "gw-1", "gw-2"]) {
       t.is((await routeGet(c, `${NS}/${from}`, clusterIP)).dev, "eth0");
@@ -267,6 +267,26 @@ test.serial(
       );
       t.is(r.body.trim(), "ok", `${from} → ClusterIP`);
     }
+    // DNS from inside the pods' containers: the Service's name resolves to its ClusterIP.
+    for (const from of ["dual-1", "gw-1"]) {
+      t.deepEqual(await lookup(c, from, `web.${NS}.svc.cluster.local`), [clusterIP], from);
+      t.deepEqual(await lookup(c, from, `web.${NS}`), [clusterIP], `${from} (search path)`);
+    }
+  },
+);
+
+// KNOWN BUG (issue 12, open): NodePorts of a Service whose backends are dual-NIC macvlan pods
+// answer only some of the time. Measured: from the LAN host, pods and podDefaultGateway pods, 4 of
+// 10 source/node pairs answered. Suspected: a backend on a subnet that contains the nodes'
+// addresses replies to the masqueraded node address over net1 (its connected LAN route), not by
+// eth0, so the reply bypasses the path kube-proxy's NAT expects. `test.failing` keeps the matrix
+// running and goes red the day it works, so the bug cannot be forgotten.
+test.serial.failing(
+  "Services: NodePorts on both nodes answer pods, podDefaultGateway pods and the LAN host",
+  async t => {
+    const c = cluster();
+    const svc = await getJson(c, ["-n", NS, "service", "web"]);
+    const nodePort = svc.spec.ports[0].nodePort as number;
     // NodePorts on both nodes, from pods on both nodes (with and without podDefaultGateway) and
     // from the LAN host: every answer first, then the assertions (one failure does not hide others).
     const matrix: Array<[string, string, number]> = [];
@@ -283,11 +303,6 @@ test.serial(
       }
     t.log(`NodePort ${nodePort}: ${matrix.map(([f, u, s]) => `${f} → ${u} ${s}`).join("; ")}`);
     for (const [from, url, status] of matrix) t.is(status, 200, `${from} → NodePort ${url}`);
-    // DNS from inside the pods' containers: the Service's name resolves to its ClusterIP.
-    for (const from of ["dual-1", "gw-1"]) {
-      t.deepEqual(await lookup(c, from, `web.${NS}.svc.cluster.local`), [clusterIP], from);
-      t.deepEqual(await lookup(c, from, `web.${NS}`), [clusterIP], `${from} (search path)`);
-    }
   },
 );
 
