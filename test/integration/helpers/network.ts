@@ -34,55 +34,44 @@ export class LanFixtures {
   private made: string[] = [];
   private children: ChildProcess[] = [];
 
-  /** A netns on br-lan that is not a node: the "LAN host". */
-  addLanHost(): void {
-    ip(["netns", "add", LAN_HOST_NETNS]);
-    this.made.push(LAN_HOST_NETNS);
+  /**
+   * A new netns with one veth `eth0` whose peer `peer` sits in `peerNetns`: its address, its
+   * default route and lo up.
+   */
+  private addHost(netns: string, peerNetns: string, peer: string, cidr: string, via: string): void {
+    ip(["netns", "add", netns]);
+    this.made.push(netns);
     ip([
       "-n",
-      LAN_NETNS,
+      peerNetns,
       "link",
       "add",
-      "p-lanhost",
+      peer,
       "type",
       "veth",
       "peer",
       "name",
       "eth0",
       "netns",
-      LAN_HOST_NETNS,
+      netns,
     ]);
+    ip(["-n", netns, "link", "set", "lo", "up"]);
+    ip(["-n", netns, "addr", "add", cidr, "dev", "eth0"]);
+    ip(["-n", netns, "link", "set", "eth0", "up"]);
+    ip(["-n", netns, "route", "add", "default", "via", via]);
+  }
+
+  /** A netns on br-lan that is not a node: the "LAN host". */
+  addLanHost(): void {
+    this.addHost(LAN_HOST_NETNS, LAN_NETNS, "p-lanhost", `${LAN_HOST_IP}/16`, "198.18.0.1");
     ip(["-n", LAN_NETNS, "link", "set", "p-lanhost", "master", LAN_BRIDGE, "up"]);
-    ip(["-n", LAN_HOST_NETNS, "link", "set", "lo", "up"]);
-    ip(["-n", LAN_HOST_NETNS, "addr", "add", `${LAN_HOST_IP}/16`, "dev", "eth0"]);
-    ip(["-n", LAN_HOST_NETNS, "link", "set", "eth0", "up"]);
-    ip(["-n", LAN_HOST_NETNS, "route", "add", "default", "via", "198.18.0.1"]);
   }
 
   /** A segment behind the LAN router (198.18.250.0/24) with one host, pmv-far. */
   addFarSegment(): void {
-    ip(["netns", "add", FAR_NETNS]);
-    this.made.push(FAR_NETNS);
-    ip([
-      "-n",
-      ROUTER_NETNS,
-      "link",
-      "add",
-      "eth1",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      FAR_NETNS,
-    ]);
+    this.addHost(FAR_NETNS, ROUTER_NETNS, "eth1", `${FAR_HOST_IP}/24`, FAR_ROUTER_IP);
     ip(["-n", ROUTER_NETNS, "addr", "add", `${FAR_ROUTER_IP}/24`, "dev", "eth1"]);
     ip(["-n", ROUTER_NETNS, "link", "set", "eth1", "up"]);
-    ip(["-n", FAR_NETNS, "link", "set", "lo", "up"]);
-    ip(["-n", FAR_NETNS, "addr", "add", `${FAR_HOST_IP}/24`, "dev", "eth0"]);
-    ip(["-n", FAR_NETNS, "link", "set", "eth0", "up"]);
-    ip(["-n", FAR_NETNS, "route", "add", "default", "via", FAR_ROUTER_IP]);
     // LAN members see 198.18.250.0/24 inside their /16: the router answers their ARP for it.
     ip(["netns", "exec", ROUTER_NETNS, "sysctl", "-qw", "net.ipv4.conf.eth0.proxy_arp=1"]);
   }
