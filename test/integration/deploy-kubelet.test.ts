@@ -29,27 +29,17 @@ import {
 // On failure: what the module's pods did (declared before withCluster: it needs the cluster).
 test.afterEach.always(async t => {
   if (t.passed) return;
-  const c = cluster();
-  for (const args of [
-    ["get", "pods", "-A", "-o", "wide"],
-    ["-n", NAMESPACE, "describe", "pods"],
+  const logs = ["logs", "--all-containers", "--prefix", "--tail=40", "-l", "pepr.dev/controller"];
+  const report = await cluster().kubectlReport(
     [
-      "-n",
-      NAMESPACE,
-      "logs",
-      "--all-containers",
-      "--prefix",
-      "--tail=40",
-      "-l",
-      "pepr.dev/controller",
+      ["get", "pods", "-A", "-o", "wide"],
+      ["-n", NAMESPACE, "describe", "pods"],
+      ["-n", NAMESPACE, ...logs],
+      ["get", "events", "-A", "--sort-by=.lastTimestamp"],
     ],
-    ["get", "events", "-A", "--sort-by=.lastTimestamp"],
-  ]) {
-    const r = await c.kubectlResult(args);
-    t.log(
-      `--- kubectl ${args.join(" ")}\n${(r.stdout + r.stderr).split("\n").slice(-80).join("\n")}`,
-    );
-  }
+    80,
+  );
+  t.log(report);
 });
 const cluster = withCluster(test, { nodes: 2 });
 

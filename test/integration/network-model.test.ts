@@ -38,17 +38,12 @@ const fx = new LanFixtures();
 test.after.always(() => fx.remove());
 test.afterEach.always(async t => {
   if (t.passed) return;
-  const c = cluster();
-  for (const args of [
+  const report = await cluster().kubectlReport([
     ["get", "pods", "-A", "-o", "wide"],
     ["get", "mvs,mvl"],
     ["get", "events", "-A", "--sort-by=.lastTimestamp"],
-  ]) {
-    const r = await c.kubectlResult(args);
-    t.log(
-      `--- kubectl ${args.join(" ")}\n${(r.stdout + r.stderr).split("\n").slice(-60).join("\n")}`,
-    );
-  }
+  ]);
+  t.log(report);
 });
 const cluster = withCluster(test, { nodes: 2 });
 
@@ -72,16 +67,7 @@ function pod(
   const annotations: Record<string, string> = { ...(o.annotations ?? {}) };
   if (o.subnet) annotations["macvlan.dev/subnet"] = o.subnet;
   if (o.singleNic) annotations["macvlan.dev/single-nic"] = "true";
-  const p = testPod({
-    command: httpServer(8080),
-    ...o,
-    name,
-    namespace: NS,
-    node,
-    annotations,
-  });
-  Object.assign(p.spec.containers[0], { image: "busybox:1.36", imagePullPolicy: "IfNotPresent" });
-  return p;
+  return testPod({ command: httpServer(8080), ...o, name, namespace: NS, node, annotations });
 }
 
 const pods: Record<string, Pod> = {};

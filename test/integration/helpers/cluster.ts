@@ -373,6 +373,17 @@ export class Cluster {
     return readProcRecords(paths.procs);
   }
 
+  /** For failure reports: each kubectl command with the last `tail` lines of its output. */
+  async kubectlReport(commands: string[][], tail = 60): Promise<string> {
+    const out: string[] = [];
+    for (const args of commands) {
+      const r = await this.kubectlResult(args);
+      const text = (r.stdout + r.stderr).split("\n").slice(-tail).join("\n");
+      out.push(`--- kubectl ${args.join(" ")}\n${text}`);
+    }
+    return out.join("\n");
+  }
+
   /** The pod list and each kubelet's last errors, for failure reports. */
   async diagnostics(): Promise<string> {
     const out: string[] = [];
