@@ -113,8 +113,21 @@ build_cni_plugins() {
   for p in "${all[@]}"; do mark "cni/$p" "$CNI_PLUGINS_VERSION"; done
 }
 
+# Our own chained CNI plugin (cni/reply-route): source-based routing for a dual-NIC pod's eth0.
+# Rebuilt when its sources change; the agent image ships it and installs it on real nodes.
+build_reply_plugin() {
+  local src; src="$(cd "$(dirname "$0")/../cni" && pwd)"
+  local sum; sum=$(cat "$src/go.mod" "$src/go.sum" "$src"/reply-route/*.go | sha256sum | cut -c1-16)
+  fresh cni/pepr-macvlan-reply "$sum" && { log "pepr-macvlan-reply $sum cached"; return; }
+  log "pepr-macvlan-reply: compiling cni/reply-route"
+  mkdir -p "$BIN/cni"
+  (cd "$src" && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN/cni/pepr-macvlan-reply" ./reply-route)
+  mark cni/pepr-macvlan-reply "$sum"
+}
+
 start=$(date +%s)
 build_cni_plugins
+build_reply_plugin
 build_multus
 build_etcd
 build_kubernetes

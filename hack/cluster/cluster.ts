@@ -233,6 +233,7 @@ export async function up(opts: UpOptions = {}): Promise<ClusterInfo> {
       "kube-scheduler",
       "kubectl",
       "multus",
+      "cni/pepr-macvlan-reply",
     ]) {
       if (!fs.existsSync(path.join(binDir(), b)))
         throw new Error(`missing ${b} in ${binDir()}: run hack/build-binaries.sh`);

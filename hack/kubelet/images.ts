@@ -3,7 +3,8 @@
 //   pause       registry.k8s.io/pause:3.10.1        a static Go binary (hack/kubelet/pause)
 //   busybox     docker.io/library/busybox:1.36 and :latest   Debian's busybox-static + applet links
 //   controller  ghcr.io/defenseunicorns/pepr/controller:v<pepr>   node + production node_modules in /app
-//   agent       ghcr.io/pepr-macvlan/agent:<version>  node + iproute2's ip + dist/agent.js
+//   agent       ghcr.io/pepr-macvlan/agent:<version>  node + iproute2's ip + dist/agent.js + the
+//               chained CNI plugin pepr-macvlan-reply and its installer (cni/)
 //   kube-proxy  registry.k8s.io/kube-proxy:v1.34.4   kube-proxy (hack/build-binaries.sh) + the host's
 //               iptables (xtables multi-binary, its extensions and libraries)
 //   coredns     registry.k8s.io/coredns/coredns:v1.15.0   coredns (hack/build-binaries.sh)
@@ -316,8 +317,10 @@ function recipes(): Record<ImageName, () => Recipe> {
       const node = nodeBinary();
       const ipBin = fs.realpathSync(which("ip"));
       const bundle = agentBundle();
+      const plugin = builtBinary("cni/pepr-macvlan-reply");
+      const installer = path.join(REPO_ROOT, "cni", "install.mjs");
       return {
-        key: hash(ref, fileHash(node), fileHash(ipBin), fileHash(bundle)),
+        key: hash(ref, ...[node, ipBin, bundle, plugin, installer].map(fileHash)),
         spec: () => ({
           refs: [ref],
           layers: [
@@ -329,6 +332,9 @@ function recipes(): Record<ImageName, () => Recipe> {
                 addSymlink(root, "/bin/ip", "/usr/sbin/ip");
                 etcFiles(root);
                 addFile(root, bundle, "/app/agent.js", 0o644);
+                // The chained CNI plugin and its installer (the DaemonSet's init container).
+                addFile(root, plugin, "/app/cni/pepr-macvlan-reply", 0o755);
+                addFile(root, installer, "/app/install-cni.mjs", 0o644);
               },
             },
           ],

@@ -47,8 +47,29 @@ export function halfDefaults(gateway: string): CniRoute[] {
   return dsts.map(dst => ({ dst, gw: gateway }));
 }
 
-/** The CNI config JSON a subnet renders to. Addresses and MACs come per pod through runtimeConfig. */
+/**
+ * The chained plugin (cni/reply-route, installed on every node by the agent) that routes replies
+ * from the pod's other interfaces (eth0) back out of them. Without it a dual-NIC backend answers a
+ * NodePort call that kube-proxy forwarded from another node (masqueraded to that node's LAN address)
+ * straight over net1, the forwarding node's conntrack never sees the reply, and kube-proxy drops the
+ * connection's next packet as INVALID.
+ */
+export const REPLY_ROUTE_PLUGIN = "pepr-macvlan-reply";
+
+/**
+ * The CNI config JSON a subnet renders to: a plugin list, macvlan then the reply-route plugin.
+ * Addresses and MACs come per pod through runtimeConfig.
+ */
 export function renderNadConfig(subnet: MacvlanSubnet): string {
+  return JSON.stringify({
+    cniVersion: CNI_VERSION,
+    name: nadName(subnet.metadata!.name!),
+    plugins: [renderMacvlanPlugin(subnet), { type: REPLY_ROUTE_PLUGIN }],
+  });
+}
+
+/** The macvlan plugin of the list: parent, mode, static IPAM with the subnet's routes. */
+export function renderMacvlanPlugin(subnet: MacvlanSubnet): Record<string, unknown> {
   const spec = subnet.spec!;
   const routes: CniRoute[] = (spec.routes ?? []).map(r =>
     r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst },
@@ -57,9 +78,7 @@ export function renderNadConfig(subnet: MacvlanSubnet): string {
   // One NAD serves dual- and single-NIC pods of a namespace: the fallback default is inert next to
   // eth0's default route and is the single-NIC pod's way back to its node and out of its subnet.
   if (spec.gateway) routes.push(fallbackDefault(spec.gateway));
-  const config: Record<string, unknown> = {
-    cniVersion: CNI_VERSION,
-    name: nadName(subnet.metadata!.name!),
+  return {
     type: "macvlan",
     master: parentDevice(subnet),
     mode: spec.mode ?? "bridge",
@@ -69,7 +88,6 @@ export function renderNadConfig(subnet: MacvlanSubnet): string {
     // Multus' default-route selection puts the default route on net1 when podDefaultGateway is set.
     ipam: { type: "static", ...(routes.length ? { routes } : {}) },
   };
-  return JSON.stringify(config);
 }
 
 export interface NetworkAttachmentDefinitionShape {

@@ -5,10 +5,9 @@
 // NAD and the pod annotations rendered with lib/render, as the operator writes them), or from
 // the real operator (`npx pepr deploy`) with AGENT_TEST_OPERATOR=1.
 import anyTest, { type TestFn } from "ava";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
-import { deploy as deployModule } from "../../hack/module/deploy";
+import { deploy as deployModule, localAgentManifest } from "../../hack/module/deploy";
 import { shimName } from "../../agent/plan";
 import type { MacvlanSubnet } from "../../crds/types";
 import { macFor } from "../../lib/ipam/identity";
@@ -66,9 +65,7 @@ async function nodeGet(c: Cluster, node: number, ip: string): Promise<string | u
 
 /** agent/deploy/agent.yaml as shipped (image, RBAC), with a 5 s resync and info logs. */
 function agentManifest(): Json[] {
-  const docs = parseAllDocuments(
-    fs.readFileSync(path.join(ROOT, "agent", "deploy", "agent.yaml"), "utf8"),
-  ).map(d => d.toJS() as Json);
+  const docs = parseAllDocuments(localAgentManifest()).map(d => d.toJS() as Json);
   const ds = docs.find(d => d.kind === "DaemonSet");
   const env = ds.spec.template.spec.containers[0].env as { name: string; value?: string }[];
   const set = (name: string, value: string) => {
