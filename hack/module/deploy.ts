@@ -13,8 +13,9 @@
 //
 // Usage: npx tsx hack/module/deploy.ts up [--no-agent]   |   agent
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { REPO_ROOT, bin, paths } from "../cluster/config";
+import { REPO_ROOT, bin, cniBinDir, paths } from "../cluster/config";
 import { Kube, KubeObject, loadKubeconfig } from "../cluster/kube";
 import { runAsync } from "../cluster/proc";
 import { POLICIES, deleteStoreRbacArgs } from "./policies";
@@ -125,9 +126,26 @@ export async function peprDeploy(
   return { seconds: (Date.now() - t0) / 1000, output: r.output };
 }
 
-/** agent/deploy/agent.yaml, unchanged (the agent's image is imported on every kubelet node). */
+/**
+ * agent/deploy/agent.yaml (the agent's image is imported on every kubelet node), with one change:
+ * the local cluster's kubelets keep their CNI plugins in the binary cache, not in /opt/cni/bin,
+ * so the init container installs the chained plugin there (over the copy hack/build-binaries.sh
+ * put there for tests that run without the agent).
+ */
+export function localAgentManifest(): string {
+  const manifest = fs
+    .readFileSync(AGENT_MANIFEST, "utf8")
+    .replace(/^(\s+path: )\/opt\/cni\/bin$/m, `$1${cniBinDir()}`);
+  if (!manifest.includes(cniBinDir()))
+    throw new Error(`${AGENT_MANIFEST}: no hostPath /opt/cni/bin to point at ${cniBinDir()}`);
+  return manifest;
+}
+
+/** Applies localAgentManifest(). */
 export async function applyAgent(): Promise<void> {
-  await kubectl(["apply", "-f", AGENT_MANIFEST]);
+  const file = path.join(paths.state, "agent.yaml");
+  fs.writeFileSync(file, localAgentManifest());
+  await kubectl(["apply", "-f", file]);
 }
 
 export interface ModuleReady {
@@ -262,18 +280,20 @@ async function deploymentsCreated(timeoutMs = 240_000): Promise<void> {
   }
 }
 
-/**
- * Scales the watcher Deployment (0 stops it, as an outage would; 1 brings it back) and waits until
- * that many watcher pods run Ready and no other is left.
- */
-export async function scaleWatcher(replicas: 0 | 1, timeoutMs = 120_000): Promise<void> {
-  await kubectl(["-n", NAMESPACE, "scale", `deployment/${WATCHER}`, `--replicas=${replicas}`]);
+/** Scales one of the module's Deployments and waits until that many of its pods run Ready, alone. */
+async function scaleModule(
+  deployment: string,
+  role: "admission" | "watcher",
+  replicas: number,
+  timeoutMs: number,
+): Promise<void> {
+  await kubectl(["-n", NAMESPACE, "scale", `deployment/${deployment}`, `--replicas=${replicas}`]);
   const api = kube();
   try {
     await waitUntil(
-      `${replicas} watcher pod${replicas === 1 ? "" : "s"} (and no terminating one)`,
+      `${replicas} ${role} pod${replicas === 1 ? "" : "s"} (and no terminating one)`,
       async () => {
-        const pods = await podsOf(api, "pepr.dev/controller=watcher");
+        const pods = await podsOf(api, `pepr.dev/controller=${role}`);
         return pods.length === replicas && pods.every(ready);
       },
       timeoutMs,
@@ -282,6 +302,17 @@ export async function scaleWatcher(replicas: 0 | 1, timeoutMs = 120_000): Promis
     api.close();
   }
 }
+
+/**
+ * Scales the watcher Deployment (0 stops it, as an outage would; 1 brings it back) and waits until
+ * that many watcher pods run Ready and no other is left.
+ */
+export const scaleWatcher = (replicas: 0 | 1, timeoutMs = 120_000) =>
+  scaleModule(WATCHER, "watcher", replicas, timeoutMs);
+
+/** The same for the admission Deployment (0: the webhook is down; 2: as deployed). */
+export const scaleAdmission = (replicas: number, timeoutMs = 120_000) =>
+  scaleModule(ADMISSION, "admission", replicas, timeoutMs);
 
 /** CRDs, `npx pepr deploy --yes`, the module Ready; then (unless agent=false) the agent DaemonSet. */
 export async function deploy(
