@@ -6,6 +6,7 @@
 //   npx pepr deploy --yes            (builds the module and applies it through $KUBECONFIG; then the
 //                                     store Role/RoleBinding Pepr binds to a missing ServiceAccount
 //                                     is deleted)
+//   kubectl apply -f deploy/availability.yaml   (the admission PodDisruptionBudget)
 //   kubectl apply -f agent/deploy/agent.yaml
 // then waits until the admission Deployment (2 replicas), the watcher and one agent per node are
 // Ready. The webhook Service keeps its selector: the endpoints controller fills it with the admission
@@ -25,6 +26,8 @@ export const ADMISSION = "pepr-pepr-macvlan";
 export const WATCHER = "pepr-pepr-macvlan-watcher";
 export const AGENT = "pepr-macvlan-agent";
 export const AGENT_MANIFEST = path.join(REPO_ROOT, "agent", "deploy", "agent.yaml");
+/** The admission PodDisruptionBudget, applied after `npx pepr deploy`. */
+export const AVAILABILITY = path.join(REPO_ROOT, "deploy", "availability.yaml");
 
 const log = (msg: string) => console.log(`\x1b[1m[deploy]\x1b[0m ${msg}`);
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -334,6 +337,8 @@ export async function deploy(
     await setEnv(env);
   }
   await deployed;
+  log(`kubectl apply -f ${path.relative(REPO_ROOT, AVAILABILITY)}`);
+  await kubectl(["apply", "-f", AVAILABILITY]);
   await waitForRollout();
   const moduleSeconds = (Date.now() - t0) / 1000;
   log(`module Ready (2 admission pods, 1 watcher) ${moduleSeconds.toFixed(1)} s after start`);

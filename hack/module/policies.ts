@@ -13,7 +13,8 @@
 // Usage: npx tsx hack/module/policies.ts fix-dist   (run by `npm run build` after `npx pepr build`)
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseDocument } from "yaml";
+import { parseDocument, stringify } from "yaml";
+import { WebhookConfigurationShape, scopePatch, scopedSelector } from "../../lib/webhook-scope";
 import { REPO_ROOT } from "../cluster/config";
 
 export const POLICIES = path.join(REPO_ROOT, "deploy", "policies.yaml");
@@ -28,6 +29,8 @@ export const POLICY_NAMES = [
   "pepr-macvlan-agent-own-node",
   "pepr-macvlan-leases-module-only",
   "pepr-macvlan-managed-nads-module-only",
+  "pepr-macvlan-opt-in-required",
+  "pepr-macvlan-managed-nads-opted-in-only",
 ];
 
 interface Doc {
@@ -53,9 +56,14 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
     // Split on the document separators and drop whole documents: the others stay byte for byte.
     const chunks = fs.readFileSync(file, "utf8").split(/^---\n/m);
     const keep = chunks.filter(c => !isStoreRbac(parseDocument(c).toJS() as Doc));
-    if (keep.length === chunks.length) continue;
-    fs.writeFileSync(file, keep.join("---\n"));
-    removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
+    const scoped = keep.map(scopeWebhookDocument);
+    const rescoped = scoped.filter((c, i) => c !== keep[i]).length;
+    if (keep.length === chunks.length && !rescoped) continue;
+    fs.writeFileSync(file, scoped.join("---\n"));
+    if (keep.length < chunks.length)
+      removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
+    if (rescoped)
+      removed.push(`${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces`);
   }
   for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
     // Pepr writes package.json's description into Chart.yaml unquoted: ours has ": " in it, which
@@ -83,6 +91,23 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
   return removed;
 }
 
+/**
+ * A webhook configuration document with every webhook's namespaceSelector scoped to opted-in
+ * namespaces (lib/webhook-scope.ts); any other document, or one already scoped, is returned as is.
+ */
+export function scopeWebhookDocument(chunk: string): string {
+  const doc = parseDocument(chunk);
+  const obj = doc.toJS() as WebhookConfigurationShape & Doc;
+  if (
+    obj?.kind !== "MutatingWebhookConfiguration" &&
+    obj?.kind !== "ValidatingWebhookConfiguration"
+  )
+    return chunk;
+  if (!scopePatch(obj).length) return chunk;
+  for (const w of obj.webhooks ?? []) w.namespaceSelector = scopedSelector(w.namespaceSelector);
+  return stringify(obj);
+}
+
 /** kubectl arguments that remove what `npx pepr deploy` applied of the store RBAC. */
 export const deleteStoreRbacArgs = () => [
   "-n",
@@ -99,14 +124,15 @@ if (require.main === module) {
     const removed = fixDist();
     console.log(
       removed.length
-        ? `dist/: fixed Pepr's output (store Role/RoleBinding bound to a missing ServiceAccount, chart description): ${removed.join(", ")}`
+        ? `dist/: fixed Pepr's output (store Role/RoleBinding bound to a missing ServiceAccount, webhook scope, chart description): ${removed.join(", ")}`
         : "dist/: nothing to fix",
     );
   } else {
     console.log(`usage: npx tsx hack/module/policies.ts fix-dist
 
   fix-dist  remove the Pepr store Role and RoleBinding (bound to a ServiceAccount that does not
-            exist) from dist/pepr-module-*.yaml and dist/*-chart/templates, and quote the
+            exist) from dist/pepr-module-*.yaml and dist/*-chart/templates, scope the webhooks in
+            dist/pepr-module-*.yaml to namespaces labelled macvlan.dev/subnet, and quote the
             description in dist/*-chart/Chart.yaml`);
     process.exitCode = cmd ? 1 : 0;
   }
