@@ -6,6 +6,7 @@
 //   lan     198.18.0.0/17,   gateway 198.18.0.1,   pool 198.18.100.10-200  (contains the nodes)
 //   lan-gw  198.18.200.0/24, gateway 198.18.200.1, podDefaultGateway       (router's 2nd address)
 //   far     198.18.248.0/24, gateway 198.18.248.1                          (no node inside it)
+//   lan6    2001:db8:18::/64, pool ::1000-::10ff, no gateway                (the LAN's IPv6 prefix)
 //   LAN host pmv-lanhost 198.18.0.50/16 on br-lan (not a node);
 //   far segment behind the router: pmv-far 198.18.250.5/24 (router eth1 198.18.250.1).
 import test from "ava";
@@ -103,8 +104,14 @@ test.serial(
         gateway: "198.18.248.1",
         ranges: [{ start: "198.18.248.10", end: "198.18.248.200" }],
       }),
+      // The LAN's IPv6 prefix (the nodes hold 2001:db8:18::11 and ::12), no router.
+      macvlanSubnet("lan6", {
+        cidr: "2001:db8:18::/64",
+        gateway: undefined,
+        ranges: [{ start: "2001:db8:18::1000", end: "2001:db8:18::10ff" }],
+      }),
     ]);
-    for (const s of ["lan", "lan-gw", "far"])
+    for (const s of ["lan", "lan-gw", "far", "lan6"])
       await waitFor(
         async () => (await getJson(c, ["mvs", s]))?.status?.conditions?.[0]?.status === "True",
         { what: `subnet ${s} Ready`, timeoutMs: 60_000 },
@@ -461,6 +468,35 @@ test.serial(
       // From the pod's own MAC (Ethernet source), for its own address, to everyone.
       t.is(line.split(" ")[1], macvlanMac(p));
       t.regex(line, new RegExp(`who-has ${ip} tell ${ip}|${ip} is-at`));
+    } finally {
+      cap.stop();
+    }
+  },
+);
+
+test.serial(
+  "unsolicited neighbour advertisement: net1 announces the pod's IPv6 address from its MAC",
+  async t => {
+    // The macvlan plugin sets ndisc_notify on net1 (the kernel may announce after DAD), and the
+    // NAD's chained pepr-macvlan-reply plugin announces each IPv6 address once more
+    // (cni/reply-route/announce.go): at least one must reach the LAN.
+    const c = cluster();
+    const cap = await Capture.start(c, "netns/pmv-lan", LAN_BRIDGE, ["icmp6"]);
+    try {
+      await startPods(c, [pod("na6", NODE2, { subnet: "lan6" })]);
+      const p = pods["na6"];
+      const ip = macvlanIp(p);
+      t.regex(ip, /^2001:db8:18::10/);
+      const line = await cap.waitFor(
+        new RegExp(
+          `^\\S+ ${macvlanMac(p)} > 33:33:00:00:00:01, .* ${ip} > ff02::1: ICMP6, neighbor advertisement, tgt is ${ip},`,
+        ),
+        15_000,
+      );
+      t.log(`captured on ${LAN_BRIDGE}: ${line}`);
+      await new Promise(r => setTimeout(r, 3000));
+      const all = cap.lines.filter(l => l.includes(`neighbor advertisement, tgt is ${ip},`));
+      t.log(`${all.length} unsolicited advertisement(s) of ${ip}:\n${all.join("\n")}`);
     } finally {
       cap.stop();
     }
