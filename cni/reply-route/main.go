@@ -14,8 +14,7 @@
 // by eth0; everything the pod starts itself is routed as before (the main table picks the
 // interface and, with it, the source address). A single-NIC pod has no other interface: nothing to do.
 //
-// ADD also announces net1's IPv6 addresses with an unsolicited neighbour advertisement (announce.go:
-// the macvlan plugin sends gratuitous ARP for IPv4 only). ADD passes the previous result through; DEL has nothing to undo (the rules and table live in the
+// ADD passes the previous result through; DEL has nothing to undo (the rules and table live in the
 // pod's network namespace, which goes away with it); CHECK verifies the rules.
 package main
 
@@ -205,9 +204,6 @@ func inPodNetns(args *skel.CmdArgs, f func(*config) error) (*config, error) {
 func cmdAdd(args *skel.CmdArgs) error {
 	c, err := inPodNetns(args, func(c *config) error {
 		if err := setUp(c, args.IfName); err != nil {
-			return fmt.Errorf("pepr-macvlan-reply: %v", err)
-		}
-		if err := announce(args.IfName); err != nil {
 			return fmt.Errorf("pepr-macvlan-reply: %v", err)
 		}
 		return nil

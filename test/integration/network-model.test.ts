@@ -477,9 +477,8 @@ test.serial(
 test.serial(
   "unsolicited neighbour advertisement: net1 announces the pod's IPv6 address from its MAC",
   async t => {
-    // The macvlan plugin sets ndisc_notify on net1 (the kernel may announce after DAD), and the
-    // NAD's chained pepr-macvlan-reply plugin announces each IPv6 address once more
-    // (cni/reply-route/announce.go): at least one must reach the LAN.
+    // The macvlan plugin sets ndisc_notify=1 on net1: the kernel announces the address once
+    // duplicate address detection is done (about a second after the address is set).
     const c = cluster();
     const cap = await Capture.start(c, "netns/pmv-lan", LAN_BRIDGE, ["icmp6"]);
     try {
