@@ -134,6 +134,8 @@ export interface SubnetReadiness {
   /** Why (an Event reason): ShimReady/ParentReady, or the first problem's. */
   reason: Reason;
   shim?: string;
+  /** The route source the node uses for this subnet's pods, while ready. */
+  source?: string;
   message: string;
 }
 
@@ -207,6 +209,7 @@ export function summarize(p: Plan, results: StepResult[]): Record<string, Subnet
       ready,
       reason,
       shim: sp.shim && !failedShim(mine) ? sp.shim : undefined,
+      ...(ready && sp.shim && sp.src ? { source: sp.src } : {}),
       message: truncate(parts.join("; "), 480),
     };
   }

@@ -21,6 +21,7 @@ export function nodeEntry(node: string, r: SubnetReadiness, now: Date): NodeRead
     lastUpdateTime: now.toISOString(),
   };
   if (r.shim) e.shim = r.shim;
+  if (r.source) e.source = r.source;
   return e;
 }
 
@@ -31,6 +32,7 @@ export function sameEntry(a: NodeReadiness | undefined, b: NodeReadiness | undef
     a.node === b.node &&
     a.ready === b.ready &&
     (a.shim ?? "") === (b.shim ?? "") &&
+    (a.source ?? "") === (b.source ?? "") &&
     (a.message ?? "") === (b.message ?? "")
   );
 }

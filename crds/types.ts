@@ -90,6 +90,8 @@ export interface NodeReadiness {
   ready: boolean;
   /** The host-side shim device on this node. */
   shim?: string;
+  /** The node's address its routes to the subnet's pods use as source (IPv6: the pods' on-link route). */
+  source?: string;
   message?: string;
   lastUpdateTime?: string;
 }

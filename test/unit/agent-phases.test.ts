@@ -384,3 +384,27 @@ test("stale shims: only owned shims that are not wanted", t => {
   );
   t.deepEqual([...nodeAddresses([v6Parent()])], ["198.18.0.11", "2001:db8::11"]);
 });
+
+// ---- the source a ready subnet reports (the NAD's on-link routes for IPv6 pods) ----
+
+test("a ready shim subnet reports its route source; a not-ready one does not", async t => {
+  const { plan, summarize } = await import("../../agent/plan");
+  const { nodeEntry, sameEntry } = await import("../../agent/status");
+  const eth0 = v6Parent();
+  const p = plan({
+    node: "node-a",
+    subnets: [
+      sub("lan6", { cidr: "2001:db8:100::/64" }),
+      sub("bad6", { cidr: "2001:db8:200::/64", master: "eth9" }),
+    ],
+    pods: [],
+    kernel: kernel([eth0]),
+  });
+  const r = summarize(p, []);
+  t.is(r.lan6.source, "2001:db8::11");
+  t.is(r.bad6.source, undefined);
+  const now = new Date(0);
+  const e = nodeEntry("node-a", r.lan6, now);
+  t.is(e.source, "2001:db8::11");
+  t.false(sameEntry(e, { ...e, source: "2001:db8::12" }), "a new source is a status write");
+});
