@@ -31,6 +31,7 @@ import {
   shimBlocked,
   type SourceContext,
 } from "./phases/shims";
+import type { AddressConflict } from "../crds/types";
 import type { PodAddress, PodLike, SubnetLike } from "./pods";
 import type { KernelLink, KernelRoute, KernelState, PlannedStep, StepResult } from "./types";
 
@@ -136,6 +137,8 @@ export interface SubnetReadiness {
   shim?: string;
   /** The route source the node uses for this subnet's pods, while ready. */
   source?: string;
+  /** Pool addresses found in use on the LAN (agent/probe), set by the controller. */
+  conflicts?: AddressConflict[];
   message: string;
 }
 

@@ -18,6 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ClusterInfo, REPO_ROOT, bin, paths } from "../cluster/config";
 import { readJson, run, runOk, writeJsonAtomic } from "../cluster/proc";
+import { buildProbeHelper } from "../../agent/probe/build";
 import {
   AGENT_IMAGE_FALLBACK,
   BUSYBOX_IMAGES,
@@ -316,8 +317,9 @@ function recipes(): Record<ImageName, () => Recipe> {
       const node = nodeBinary();
       const ipBin = fs.realpathSync(which("ip"));
       const bundle = agentBundle();
+      const probe = buildProbeHelper();
       return {
-        key: hash(ref, fileHash(node), fileHash(ipBin), fileHash(bundle)),
+        key: hash(ref, fileHash(node), fileHash(ipBin), fileHash(bundle), fileHash(probe)),
         spec: () => ({
           refs: [ref],
           layers: [
@@ -329,6 +331,7 @@ function recipes(): Record<ImageName, () => Recipe> {
                 addSymlink(root, "/bin/ip", "/usr/sbin/ip");
                 etcFiles(root);
                 addFile(root, bundle, "/app/agent.js", 0o644);
+                addFile(root, probe, "/usr/local/bin/pmv-probe", 0o755);
               },
             },
           ],
