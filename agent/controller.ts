@@ -1,7 +1,7 @@
 // The agent's control loop: caches fed by watches, a coalesced reconcile trigger, a periodic
 // resync, never two reconciles at once, and no reconcile before both caches have listed once
 // (an empty cache would look like "no subnets, no pods" and tear everything down).
-import type { MacvlanSubnet } from "../crds/types";
+import type { AddressConflict, MacvlanSubnet } from "../crds/types";
 import { plan, summarize, type Plan, type PodLike, type SubnetReadiness } from "./plan";
 import type { KernelState, PlannedStep, StepResult } from "./types";
 
@@ -27,6 +27,8 @@ export interface ControllerOptions {
   nodeIPs?: string[];
   rpFilter?: "warn" | "loose";
   manageSysctls?: boolean;
+  /** The LAN conflicts to report per subnet (agent/probe/prober.ts). */
+  conflicts?: (subnet: string) => AddressConflict[];
   /** Plan only, never touch the kernel. */
   dryRun?: boolean;
   /** Periodic resync (default 30 s). */
@@ -237,6 +239,10 @@ export class AgentController {
     if (this.o.dryRun)
       for (const s of p.steps) this.log("info", `would: ${s.reason}`, { action: s.action });
     const readiness = summarize(p, results);
+    for (const [name, r] of Object.entries(readiness)) {
+      const c = this.o.conflicts?.(name);
+      if (c?.length) r.conflicts = c;
+    }
     const statusFailures =
       this.o.reporter && !this.o.dryRun ? await this.o.reporter.report(readiness, subnets) : [];
     const durationMs = Math.round(performance.now() - t0);

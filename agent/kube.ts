@@ -2,8 +2,8 @@
 // this node only), status patches and Events. Config comes from KUBECONFIG or in-cluster.
 import { randomBytes } from "node:crypto";
 import { K8s, kind, WatchEvent, type Operation } from "kubernetes-fluent-client";
-import { SubnetGVK } from "../crds/types";
-import { MacvlanSubnet } from "../crds/kinds";
+import { LeaseGVK, SubnetGVK } from "../crds/types";
+import { MacvlanLease, MacvlanSubnet } from "../crds/kinds";
 import type { AgentEvent, StatusApi } from "./status";
 
 /** No global RegisterKind: the operator's code may register the same class. */
@@ -49,6 +49,14 @@ function wire<T>(w: WatcherLike, h: WatchHandlers<T>, what: string): Stoppable {
 export function watchSubnets(h: WatchHandlers<MacvlanSubnet>): Stoppable {
   const w = subnets().Watch((obj, phase) => h.event(phase as Phase, obj));
   return wire(w as unknown as WatcherLike, h, "subnets");
+}
+
+/** Every MacvlanLease (read-only): the conflict prober skips our own leases' MACs. */
+export function watchLeases(h: WatchHandlers<MacvlanLease>): Stoppable {
+  const w = K8s(MacvlanLease, { kindOverride: LeaseGVK }).Watch((obj, phase) =>
+    h.event(phase as Phase, obj),
+  );
+  return wire(w as unknown as WatcherLike, h, "leases");
 }
 
 export function watchPods(

@@ -15,13 +15,25 @@
 //   AGENT_EVENT_NAMESPACE     namespace for Events about subnets (default "default")
 //   AGENT_NETNS               run every ip command in this named netns (tests, debugging)
 //   AGENT_ONCE_TIMEOUT_SECONDS  --once gives up listing after this long (default 60)
+//   AGENT_PROBE               true (default) | false: probe the pools for addresses in use on
+//                             the LAN (ARP / NDP duplicate-address probes, in the background)
+//   AGENT_PROBE_HELPER        the raw-socket helper (default /usr/local/bin/pmv-probe)
+//   AGENT_PROBE_RATE          probes per second, all subnets together (default 20)
+//   AGENT_PROBE_RECHECK_SECONDS   unbound leases and known conflicts are probed again (10)
+//   AGENT_PROBE_SWEEP_SECONDS     a free address is swept again at most this often (300)
+//   AGENT_CONFLICT_HOLD_SECONDS   a conflict is dropped after this long without an answer (60)
 //   LOG_LEVEL                 debug | info (default) | warn | error
 // Flags:
 //   --once      reconcile once (after listing subnets and pods), print the result, exit
 //   --dry-run   plan only, print what would change, never touch the kernel or the apiserver
 import { AgentController, type LogFn } from "./controller";
 import { Kernel } from "./kernel";
-import { KfcStatusApi, watchPods, watchSubnets, type Stoppable } from "./kube";
+import { KfcStatusApi, watchLeases, watchPods, watchSubnets, type Stoppable } from "./kube";
+import { Cache } from "./controller";
+import type { MacvlanLease } from "../crds/types";
+import { ConflictProber } from "./probe/prober";
+import { HelperProbeRunner } from "./probe/runner";
+import { existsSync } from "node:fs";
 import { errText, StatusReporter } from "./status";
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
@@ -79,7 +91,11 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     api: new KfcStatusApi({ node, eventNamespace: process.env.AGENT_EVENT_NAMESPACE || "default" }),
     log,
   });
+  const leases = new Cache<MacvlanLease>();
+  // Made after the controller (it reads the controller's caches); the controller asks it back.
+  const probing: { prober?: ConflictProber } = {};
   const controller = new AgentController({
+    conflicts: subnet => probing.prober?.conflicts(subnet) ?? [],
     node,
     kernel,
     reporter,
@@ -91,7 +107,16 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     log,
   });
 
-  log("info", "starting", { once, dryRun, resyncSeconds, rpFilter: rp, netns: kernel.netns });
+  const prober = once || dryRun ? undefined : makeProber(controller, leases, kernel.netns, log);
+  probing.prober = prober;
+  log("info", "starting", {
+    once,
+    dryRun,
+    resyncSeconds,
+    rpFilter: rp,
+    netns: kernel.netns,
+    probing: prober ? prober.settings : false,
+  });
   const watchError = (what: string, err: unknown) =>
     log("warn", "watch trouble", { what, error: errText(err) });
   const watches: Stoppable[] = [];
@@ -151,6 +176,16 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   }
 
   controller.start();
+  if (prober) {
+    watches.push(
+      watchLeases({
+        list: items => leases.replace(items),
+        event: (phase, l) => leases.apply(phase, l),
+        error: watchError,
+      }),
+    );
+    prober.start();
+  }
   await new Promise<void>(resolve => {
     const stop = (sig: string) => {
       log("info", "stopping; kernel state stays so pods keep host access", { signal: sig });
@@ -161,6 +196,55 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   return 0;
+}
+
+const seconds = (name: string, dflt: number) => {
+  const v = Number(process.env[name] ?? dflt);
+  return (Number.isFinite(v) && v > 0 ? v : dflt) * 1000;
+};
+
+/** The LAN conflict prober, unless turned off or its helper is missing (then said once). */
+function makeProber(
+  controller: AgentController,
+  leases: Cache<MacvlanLease>,
+  netns: string | undefined,
+  log: LogFn,
+): ConflictProber | undefined {
+  if (process.env.AGENT_PROBE === "false") return undefined;
+  const helper = process.env.AGENT_PROBE_HELPER || "/usr/local/bin/pmv-probe";
+  if (!existsSync(helper)) {
+    log("warn", "LAN conflict probing off: helper not found", { helper });
+    return undefined;
+  }
+  const rate = Number(process.env.AGENT_PROBE_RATE ?? 20);
+  return new ConflictProber(
+    {
+      subnets: () => controller.subnets.values(),
+      leases: () => leases.values(),
+      readiness: () => {
+        const r = controller.lastReport;
+        if (!r) return undefined;
+        return Object.fromEntries(
+          Object.entries(r.readiness).map(([k, v]) => [
+            k,
+            { ...v, parent: r.plan.subnets[k]?.parent },
+          ]),
+        );
+      },
+      changed: () => controller.trigger("LAN conflicts changed"),
+    },
+    {
+      runner: new HelperProbeRunner({ helper, netns, waitMs: 250 }),
+      settings: {
+        ratePerSecond: Number.isFinite(rate) && rate > 0 ? rate : 20,
+        maxBatch: Math.max(1, Math.ceil((Number.isFinite(rate) && rate > 0 ? rate : 20) * 1.5)),
+        recheckMs: seconds("AGENT_PROBE_RECHECK_SECONDS", 10),
+        sweepIntervalMs: seconds("AGENT_PROBE_SWEEP_SECONDS", 300),
+        holdMs: seconds("AGENT_CONFLICT_HOLD_SECONDS", 60),
+      },
+      log,
+    },
+  );
 }
 
 if (require.main === module) {

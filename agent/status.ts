@@ -21,6 +21,8 @@ export function nodeEntry(node: string, r: SubnetReadiness, now: Date): NodeRead
     lastUpdateTime: now.toISOString(),
   };
   if (r.shim) e.shim = r.shim;
+  if (r.source) e.source = r.source;
+  if (r.conflicts?.length) e.conflicts = r.conflicts;
   return e;
 }
 
@@ -31,9 +33,14 @@ export function sameEntry(a: NodeReadiness | undefined, b: NodeReadiness | undef
     a.node === b.node &&
     a.ready === b.ready &&
     (a.shim ?? "") === (b.shim ?? "") &&
+    (a.source ?? "") === (b.source ?? "") &&
+    conflictKey(a) === conflictKey(b) &&
     (a.message ?? "") === (b.message ?? "")
   );
 }
+
+const conflictKey = (e: NodeReadiness) =>
+  (e.conflicts ?? []).map(c => `${c.ip}@${c.mac}`).join(",");
 
 export function currentEntry(subnet: MacvlanSubnet, node: string): NodeReadiness | undefined {
   return subnet.status?.nodes?.find(n => n?.node === node);

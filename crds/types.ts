@@ -90,8 +90,21 @@ export interface NodeReadiness {
   ready: boolean;
   /** The host-side shim device on this node. */
   shim?: string;
+  /** The node's address its routes to the subnet's pods use as source (IPv6: the pods' on-link route). */
+  source?: string;
   message?: string;
   lastUpdateTime?: string;
+  /** Pool addresses this node found answering on the LAN from a MAC no lease has. */
+  conflicts?: AddressConflict[];
+}
+
+/** An address an agent found in use on the LAN by a host that is not ours. */
+export interface AddressConflict {
+  ip: string;
+  /** The MAC that answered. */
+  mac: string;
+  /** When the agent first saw it answer. */
+  since?: string;
 }
 
 export interface MacvlanSubnetStatus {
@@ -101,8 +114,10 @@ export interface MacvlanSubnetStatus {
   total?: string;
   /** Reserved + Bound leases. */
   allocated?: number;
-  /** total - allocated, a decimal string. */
+  /** total - allocated - conflicts, a decimal string. */
   free?: string;
+  /** Pool addresses in use on the LAN by a host that is not ours (Conflict leases). */
+  conflicts?: number;
   /** Per-node readiness, one entry per node, written by that node's agent. */
   nodes?: NodeReadiness[];
 }
@@ -134,8 +149,8 @@ export interface MacvlanSubnet extends KubernetesObjectEnvelope {
   status?: MacvlanSubnetStatus;
 }
 
-export type LeasePhase = "Reserved" | "Bound" | "Released";
-export const LEASE_PHASES: readonly LeasePhase[] = ["Reserved", "Bound", "Released"];
+export type LeasePhase = "Reserved" | "Bound" | "Released" | "Conflict";
+export const LEASE_PHASES: readonly LeasePhase[] = ["Reserved", "Bound", "Released", "Conflict"];
 
 export interface PodRef {
   namespace: string;

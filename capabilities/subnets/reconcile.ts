@@ -10,6 +10,7 @@ import { preconditionOf, subnetTarget } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
 import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
 import { countStatus } from "../../lib/decide/subnet-status";
+import { planConflictLeases } from "../../lib/decide/conflicts";
 
 /** Admission: every subnet carries our finalizer, so deletion waits for its leases. */
 export function addFinalizer(req: PeprMutateRequest<MacvlanSubnet>): void {
@@ -57,7 +58,15 @@ export async function reconcileSubnet(
       `removed the unused NAD from ${removed.join(", ")}`,
     );
   }
+  await recordConflicts(subnet, leases);
   await writeStatus(subnet, leases);
+}
+
+/** Conflict leases for the addresses the agents find in use on the LAN (lib/decide/conflicts.ts). */
+async function recordConflicts(subnet: MacvlanSubnet, leases: MacvlanLease[]): Promise<void> {
+  const groups = planConflictLeases(subnet, leases);
+  for (const g of groups) await applyWrites(kfcPort, g);
+  // Each write changes a lease, whose watch event schedules another reconcile with fresh counts.
 }
 
 async function namespaceExists(name: string): Promise<boolean> {
@@ -100,10 +109,13 @@ async function finishDeletion(subnet: MacvlanSubnet, leases: MacvlanLease[]): Pr
   if (!finalizers.includes(SUBNET_FINALIZER)) return;
   // A released address of a subnet that is going away will never be handed out again: its
   // reuse delay protects nothing, so its lease goes now.
-  for (const lease of leases.filter(l => l.status?.phase === "Released")) {
+  // Nor do Conflict leases (no pod holds them).
+  const gone = (l: MacvlanLease) =>
+    l.status?.phase === "Released" || l.status?.phase === "Conflict";
+  for (const lease of leases.filter(gone)) {
     await applyWrites(kfcPort, [{ op: "deleteLease", lease: preconditionOf(lease) }]);
   }
-  leases = leases.filter(l => l.status?.phase !== "Released");
+  leases = leases.filter(l => !gone(l));
   if (leases.length > 0) {
     const message = `waiting for ${leases.length} lease(s) to be released before deletion (kubectl get mvl -l ${LABEL_SUBNET}=${name})`;
     const ready = subnet.status?.conditions?.find(c => c.type === "Ready");

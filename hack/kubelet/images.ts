@@ -19,6 +19,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ClusterInfo, REPO_ROOT, bin, paths } from "../cluster/config";
 import { readJson, run, runOk, writeJsonAtomic } from "../cluster/proc";
+import { buildProbeHelper } from "../../agent/probe/build";
 import {
   AGENT_IMAGE_FALLBACK,
   BUSYBOX_IMAGES,
@@ -319,8 +320,9 @@ function recipes(): Record<ImageName, () => Recipe> {
       const bundle = agentBundle();
       const plugin = builtBinary("cni/pepr-macvlan-reply");
       const installer = path.join(REPO_ROOT, "cni", "install.mjs");
+      const probe = buildProbeHelper();
       return {
-        key: hash(ref, ...[node, ipBin, bundle, plugin, installer].map(fileHash)),
+        key: hash(ref, ...[node, ipBin, bundle, plugin, installer, probe].map(fileHash)),
         spec: () => ({
           refs: [ref],
           layers: [
@@ -335,6 +337,7 @@ function recipes(): Record<ImageName, () => Recipe> {
                 // The chained CNI plugin and its installer (the DaemonSet's init container).
                 addFile(root, plugin, "/app/cni/pepr-macvlan-reply", 0o755);
                 addFile(root, installer, "/app/install-cni.mjs", 0o644);
+                addFile(root, probe, "/usr/local/bin/pmv-probe", 0o755);
               },
             },
           ],

@@ -189,6 +189,8 @@ function planLease(
   if (!spec?.subnet || !spec.ip) throw new Error("spec.subnet and spec.ip are required");
   const name = lease.metadata!.name!;
   const target = subnetTarget({ metadata: { name: spec.subnet } });
+  // The operator's conflict pass owns these (lib/decide/conflicts.ts): no pod, nothing to repair.
+  if (lease.status?.phase === "Conflict") return [];
   if (lease.status?.phase === "Released") {
     const releasedMs = Date.parse(lease.status.releasedAt ?? "");
     const from = Number.isFinite(releasedMs) ? releasedMs : ctx.s.now.getTime();

@@ -3,6 +3,7 @@
 import { Condition, MacvlanLease, MacvlanSubnet, MacvlanSubnetStatus } from "../../crds/types";
 import { describe } from "../k8s/errors";
 import { allocatorFromLeases } from "./allocators";
+import { isConflictLease } from "./conflicts";
 
 /** `now` stamps a changed Ready condition's lastTransitionTime. */
 export function countStatus(
@@ -14,6 +15,7 @@ export function countStatus(
   let total = 0n;
   let allocated = 0;
   let free = 0n;
+  let conflicts = 0;
   let problem: string | undefined;
   let outside: string[] = [];
   try {
@@ -22,9 +24,14 @@ export function countStatus(
     const allocator = allocatorFromLeases(subnet, leases);
     ({ total, allocated, free } = allocator);
     outside = allocator.outsideIps();
+    // Conflict leases are held like allocated ones, but counted apart (design.md §2).
+    const out = new Set(outside);
+    conflicts = leases.filter(l => isConflictLease(l) && !out.has(l.spec?.ip ?? "")).length;
+    allocated -= conflicts;
   } catch (e) {
     problem = describe(e);
   }
+  const conflictNote = conflicts ? `; ${conflicts} in use on the LAN by other hosts` : "";
   const outsideNote = outside.length
     ? `; ${outside.length} lease(s) outside the pool (${outside.slice(0, 3).join(", ")})`
     : "";
@@ -48,7 +55,7 @@ export function countStatus(
           type: "Ready",
           status: "True",
           reason: "Available",
-          message: `${free} of ${total} addresses free${outsideNote}`,
+          message: `${free} of ${total} addresses free${conflictNote}${outsideNote}`,
           observedGeneration: generation,
         };
   const previous = subnet.status?.conditions?.find(c => c.type === "Ready");
@@ -59,6 +66,7 @@ export function countStatus(
     total: total.toString(),
     allocated,
     free: free.toString(),
+    conflicts,
     conditions: [{ ...ready, lastTransitionTime }],
   };
 }

@@ -24,7 +24,8 @@ import { PoolSpec, UsablePool } from "./pool";
 import { ReleaseQueue } from "./release-queue";
 import { LABEL_SUBNET } from "../names";
 
-export type LeasePhase = "Reserved" | "Bound" | "Released";
+/** Conflict: the address answers on the LAN from a host that is not ours; held like Bound. */
+export type LeasePhase = "Reserved" | "Bound" | "Released" | "Conflict";
 
 /** What the allocator needs from a MacvlanLease. */
 export interface LeaseRecord {

@@ -2,6 +2,7 @@
 import { MacvlanSubnet } from "../../crds/types";
 import { effectiveParent } from "../validation/parent";
 import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../names";
+import { bigIntToIp, cidrContains, tryParseIp, tryParsePrefix } from "../ipam/address";
 
 export const CNI_VERSION = "1.0.0";
 
@@ -48,6 +49,27 @@ export function halfDefaults(gateway: string): CniRoute[] {
 }
 
 /**
+ * On-link /128 routes (no `gw`: on-link, design.md §4) to the nodes' IPv6 route sources, as their
+ * agents report them in `status.nodes[].source`. A node reaches its own pods through its shim
+ * from that address (the shim carries it as /128); Linux answers neighbour solicitations only
+ * for addresses on the receiving interface, so the pod must resolve the node's address on net1
+ * itself instead of sending its reply to the router. Sources inside the subnet's CIDR need no
+ * route (the connected /64 is on-link already); IPv4 needs none (ARP is answered for any local
+ * address). Sorted and deduplicated, so the config only changes when the set of sources does.
+ */
+export function nodeOnLinkRoutes(subnet: MacvlanSubnet): CniRoute[] {
+  const cidr = tryParsePrefix(subnet.spec?.cidr ?? "");
+  if (cidr?.family !== 6) return [];
+  const out = new Map<bigint, string>();
+  for (const n of subnet.status?.nodes ?? []) {
+    const ip = tryParseIp(String(n?.source ?? "").trim());
+    if (ip?.family !== 6 || cidrContains(cidr, ip)) continue;
+    out.set(ip.value, `${bigIntToIp(6, ip.value)}/128`);
+  }
+  return [...out.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, dst]) => ({ dst }));
+}
+
+/**
  * The chained plugin (cni/reply-route, installed on every node by the agent) that routes replies
  * from the pod's other interfaces (eth0) back out of them. Without it a dual-NIC backend answers a
  * NodePort call that kube-proxy forwarded from another node (masqueraded to that node's LAN address)
@@ -74,6 +96,7 @@ export function renderMacvlanPlugin(subnet: MacvlanSubnet): Record<string, unkno
   const routes: CniRoute[] = (spec.routes ?? []).map(r =>
     r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst },
   );
+  routes.push(...nodeOnLinkRoutes(subnet));
   if (spec.podDefaultGateway && spec.gateway) routes.push(...halfDefaults(spec.gateway));
   // One NAD serves dual- and single-NIC pods of a namespace: the fallback default is inert next to
   // eth0's default route and is the single-NIC pod's way back to its node and out of its subnet.

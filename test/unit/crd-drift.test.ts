@@ -476,8 +476,8 @@ test("comparator catches a field removed from the real subnet CRD", t => {
 
 test("comparator catches a TypeScript change against the real lease CRD", t => {
   const source = readFileSync(TYPES_FILE, "utf8").replace(
-    'export type LeasePhase = "Reserved" | "Bound" | "Released";',
-    'export type LeasePhase = "Reserved" | "Bound" | "Released" | "Expired";',
+    'export type LeasePhase = "Reserved" | "Bound" | "Released" | "Conflict";',
+    'export type LeasePhase = "Reserved" | "Bound" | "Released" | "Conflict" | "Expired";',
   );
   t.not(source, readFileSync(TYPES_FILE, "utf8"), "the replacement must hit");
   const errs = compareShape(

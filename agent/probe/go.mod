@@ -1,0 +1,3 @@
+module pepr-macvlan/agent/probe
+
+go 1.22
