@@ -35,7 +35,7 @@ test("IPv6: an on-link /128 (no gw) to every node's reported source outside the 
     { dst: "2001:db8:18::12/128" },
     { dst: "::/0", gw: "2001:db8:100::1", priority: FALLBACK_DEFAULT_METRIC },
   ]);
-  const ipam = JSON.parse(renderNadConfig(s)).ipam;
+  const ipam = JSON.parse(renderNadConfig(s)).plugins[0].ipam;
   t.false("gateway" in ipam, "the address carries no gateway, so routes without gw stay on-link");
 });
 
