@@ -15,6 +15,7 @@
 //   AGENT_EVENT_NAMESPACE     namespace for Events about subnets (default "default")
 //   AGENT_NETNS               run every ip command in this named netns (tests, debugging)
 //   AGENT_ONCE_TIMEOUT_SECONDS  --once gives up listing after this long (default 60)
+//   AGENT_METRICS_PORT        /metrics and /healthz on this port of the node (default 9478, 0: off)
 //   LOG_LEVEL                 debug | info (default) | warn | error
 // Flags:
 //   --once      reconcile once (after listing subnets and pods), print the result, exit
@@ -23,6 +24,7 @@ import { AgentController, type LogFn } from "./controller";
 import { Kernel } from "./kernel";
 import { KfcStatusApi, watchPods, watchSubnets, type Stoppable } from "./kube";
 import { errText, StatusReporter } from "./status";
+import { DEFAULT_METRICS_PORT, serveAgentMetrics } from "./metrics";
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 
@@ -150,6 +152,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return Object.values(r.readiness).every(x => x.ready) ? 0 : 1;
   }
 
+  serveAgentMetrics(controller, {
+    port: Number(process.env.AGENT_METRICS_PORT ?? DEFAULT_METRICS_PORT),
+    resyncMs: resyncSeconds * 1000,
+  });
   controller.start();
   await new Promise<void>(resolve => {
     const stop = (sig: string) => {
