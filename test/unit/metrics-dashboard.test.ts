@@ -12,12 +12,16 @@ interface Panel {
   targets: { expr: string }[];
 }
 const dashboard = JSON.parse(
-  fs.readFileSync(path.join(__dirname, "..", "..", "deploy", "grafana", "pepr-macvlan.json"), "utf8"),
+  fs.readFileSync(
+    path.join(__dirname, "..", "..", "deploy", "grafana", "pepr-macvlan.json"),
+    "utf8",
+  ),
 ) as { uid: string; panels: Panel[]; templating: { list: { name: string }[] } };
 
 /** name -> type, from the "# TYPE" lines of both endpoints. */
 async function exported(): Promise<Map<string, string>> {
-  const text = (await metricsCollector.getMetrics()) + (await new AgentMetrics().registry.metrics());
+  const text =
+    (await metricsCollector.getMetrics()) + (await new AgentMetrics().registry.metrics());
   const types = new Map<string, string>();
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1], m[2]);
   return types;
@@ -32,15 +36,23 @@ test("every series a panel queries is exported, histograms through _bucket/_coun
       const base = name.replace(/_(bucket|count|sum)$/, "");
       const type = types.get(name) ?? types.get(base);
       t.truthy(type, `${name} (in ${expr}) is not exported`);
-      if (name !== base) t.is(type, "histogram", `${name}: only histograms have ${name.slice(base.length)}`);
-      if (type === "counter") t.regex(expr, new RegExp(`(rate|increase)\\(${name}`), `${name} is a counter`);
+      if (name !== base)
+        t.is(type, "histogram", `${name}: only histograms have ${name.slice(base.length)}`);
+      if (type === "counter")
+        t.regex(expr, new RegExp(`(rate|increase)\\(${name}`), `${name} is a counter`);
     }
   }
 });
 
 test("the panels the issue lists, with a datasource variable", t => {
   const titles = dashboard.panels.map(p => p.title).join("\n");
-  for (const want of [/Subnet usage/, /Admission latency p50 \/ p99/, /Denials/, /Repairs/, /Agents/])
+  for (const want of [
+    /Subnet usage/,
+    /Admission latency p50 \/ p99/,
+    /Denials/,
+    /Repairs/,
+    /Agents/,
+  ])
     t.regex(titles, want);
   t.is(dashboard.uid, "pepr-macvlan");
   t.true(dashboard.templating.list.some(v => v.name === "datasource"));
