@@ -22,6 +22,7 @@
 //   AGENT_PROBE_RECHECK_SECONDS   unbound leases and known conflicts are probed again (10)
 //   AGENT_PROBE_SWEEP_SECONDS     a free address is swept again at most this often (300)
 //   AGENT_CONFLICT_HOLD_SECONDS   a conflict is dropped after this long without an answer (60)
+//   AGENT_METRICS_PORT        /metrics and /healthz on this port of the node (default 9478, 0: off)
 //   LOG_LEVEL                 debug | info (default) | warn | error
 // Flags:
 //   --once      reconcile once (after listing subnets and pods), print the result, exit
@@ -35,6 +36,7 @@ import { ConflictProber } from "./probe/prober";
 import { HelperProbeRunner } from "./probe/runner";
 import { existsSync } from "node:fs";
 import { errText, StatusReporter } from "./status";
+import { DEFAULT_METRICS_PORT, serveAgentMetrics } from "./metrics";
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 
@@ -175,6 +177,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     return Object.values(r.readiness).every(x => x.ready) ? 0 : 1;
   }
 
+  serveAgentMetrics(controller, {
+    port: Number(process.env.AGENT_METRICS_PORT ?? DEFAULT_METRICS_PORT),
+    resyncMs: resyncSeconds * 1000,
+  });
   controller.start();
   if (prober) {
     watches.push(

@@ -5,6 +5,7 @@ import { Log } from "pepr";
 import { Write } from "../../lib/decide/writes";
 import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { KubePort } from "./port";
+import { recordConflict } from "../metrics";
 
 export type ApplyResult = "done" | "conflict";
 
@@ -54,6 +55,7 @@ export async function applyWrites(port: KubePort, writes: Write[]): Promise<Appl
     } catch (e) {
       if (isConflict(e) || (w.op === "createLease" && isAlreadyExists(e))) {
         Log.info(`${w.op} ${subjectOf(w)}: changed meanwhile (${describe(e)}); deciding again`);
+        recordConflict(w.op);
         return "conflict";
       }
       throw e;

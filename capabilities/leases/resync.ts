@@ -11,6 +11,7 @@ import { settings } from "../../lib/mode";
 import { leasesMissingTheirPod, planResync, ResyncSnapshot } from "../../lib/decide/repair";
 import { StatefulSetSnapshot } from "../../lib/decide/release";
 import { MacvlanLease } from "../k8s/kinds";
+import { recordResync } from "../metrics";
 
 let running: Promise<void> | undefined;
 
@@ -76,6 +77,7 @@ async function runResync(port: KubePort): Promise<void> {
     return;
   }
   const plan = planResync(snapshot);
+  recordResync(snapshot, plan);
   let conflicts = 0;
   for (const group of plan.groups) {
     try {

@@ -8,7 +8,7 @@ import { MacvlanLease } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
 import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { ensureNad } from "../subnets/nads";
-import { recordAllocation, recordDenial, recordPoolUse, stepTimer } from "../metrics";
+import { recordAllocation, recordDenial, recordPoolUse, recordSkip, stepTimer } from "../metrics";
 import { KubePort, kfcPort } from "../k8s/port";
 import { settings } from "../../lib/mode";
 import { ANN_IP, ANN_MAC, ANN_MULTUS_NETWORKS } from "../../lib/names";
@@ -56,7 +56,7 @@ export async function assignAddress(
       namespaceInfo,
       subnets: state.subnetsByName(),
     });
-    if (plan.kind === "skip") return; // not opted in: the fast path every other pod takes
+    if (plan.kind === "skip") return recordSkip(started); // not opted in: the fast path every other pod takes
     if (plan.kind === "deny") throw new Refusal(plan.message);
     const dryRun = req.Request.dryRun === true;
     timer.mark("plan");
@@ -79,7 +79,7 @@ export async function assignAddress(
         ? e.message
         : `pepr-macvlan could not lease an address: ${describe(e)}`;
     Log.warn({ namespace, pod: req.Raw.metadata?.name ?? req.Raw.metadata?.generateName }, message);
-    recordDenial();
+    recordDenial(started, e, message);
     req.SetAnnotation(ANN_ADMISSION_ERROR, message);
   }
 }
