@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { a, Log, PeprMutateRequest, PeprValidateRequest } from "pepr";
 import { MacvlanLease } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
-import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
+import { denialStatus, describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { ensureNad } from "../subnets/nads";
 import { recordAllocation, recordDenial, recordPoolUse, stepTimer } from "../metrics";
 import { KubePort, kfcPort } from "../k8s/port";
@@ -86,7 +86,7 @@ export async function assignAddress(
 
 export function denyFailedAdmission(req: PeprValidateRequest<a.Pod>) {
   const error = req.Raw.metadata?.annotations?.[ANN_ADMISSION_ERROR];
-  return error ? req.Deny(error, 422) : req.Approve();
+  return error ? req.Deny(error, denialStatus(error)) : req.Approve(); // 503: only a retry is due
 }
 
 /** Pod UPDATE: the annotations admission wrote (and the Multus ones) cannot change. */
