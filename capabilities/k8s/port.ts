@@ -20,6 +20,7 @@ import { EventTarget, Precondition } from "../../lib/decide/writes";
 import { getIfExists, isAlreadyExists } from "../../lib/k8s/errors";
 import { isOwnEarlierCreate } from "../../lib/k8s/retry";
 import { ANN_RESERVATION } from "../../lib/names";
+import { isObjectName } from "../../lib/validation/names";
 import { ANN_POOL_COMMITMENT, ANN_POOL_OWNER } from "../../lib/decide/pool";
 import { NamespaceInfo } from "../../lib/selection";
 import { emitEvent } from "./events";
@@ -77,6 +78,15 @@ interface List<T> {
 /** Reads are idempotent; kubeRequest already retries transient failures. */
 const read = <T>(op: () => Promise<T>) => op();
 
+/**
+ * A GET of a named object. A name no object can have (a pod annotation may say anything) is not
+ * sent: "::/0" would ask for subresource "0" of "::" and come back 403, not 404.
+ */
+const getNamed = <T>(names: (string | undefined)[], op: () => Promise<T>) =>
+  names.every(n => n === undefined || isObjectName(n))
+    ? read(() => getIfExists(op))
+    : Promise.resolve(undefined);
+
 /** The random tokens a lease create carries: the proof that an existing lease is our own. */
 export const LEASE_TOKEN_KEYS = [ANN_RESERVATION, ANN_POOL_COMMITMENT, ANN_POOL_OWNER] as const;
 
@@ -102,8 +112,7 @@ export async function createLeaseOnce(
 }
 
 export const kfcPort: KubePort = {
-  getLease: name =>
-    read(() => getIfExists(() => kubeRequest<MacvlanLease>("GET", leasePath(name)))),
+  getLease: name => getNamed([name], () => kubeRequest<MacvlanLease>("GET", leasePath(name))),
   listLeases: () =>
     read(async () => (await kubeRequest<List<MacvlanLease>>("GET", leasePath())).items),
   createLease: lease =>
@@ -142,11 +151,12 @@ export const kfcPort: KubePort = {
     }
   },
   getPod: (namespace, name) =>
-    read(() => getIfExists(() => kubeRequest<a.Pod>("GET", paths.core("pods", namespace, name)))),
+    getNamed([namespace, name], () =>
+      kubeRequest<a.Pod>("GET", paths.core("pods", namespace, name)),
+    ),
   listPods: () =>
     read(async () => (await kubeRequest<List<a.Pod>>("GET", paths.core("pods"))).items),
-  getSubnet: name =>
-    read(() => getIfExists(() => kubeRequest<MacvlanSubnet>("GET", subnetPath(name)))),
+  getSubnet: name => getNamed([name], () => kubeRequest<MacvlanSubnet>("GET", subnetPath(name))),
   listSubnets: () =>
     read(async () => (await kubeRequest<List<MacvlanSubnet>>("GET", subnetPath())).items),
   listNamespaces: () =>
@@ -156,17 +166,12 @@ export const kfcPort: KubePort = {
       items.map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} })),
     ),
   getNamespace: name =>
-    read(() =>
-      getIfExists(() => kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name))),
+    getNamed([name], () =>
+      kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name)),
     ).then(ns => ns && { name, labels: ns.metadata?.labels ?? {} }),
   getStatefulSet: (namespace, name) =>
-    read(() =>
-      getIfExists(() =>
-        kubeRequest<a.StatefulSet>(
-          "GET",
-          paths.group("apps", "v1", "statefulsets", namespace, name),
-        ),
-      ),
+    getNamed([namespace, name], () =>
+      kubeRequest<a.StatefulSet>("GET", paths.group("apps", "v1", "statefulsets", namespace, name)),
     ),
   event: emitEvent,
 };

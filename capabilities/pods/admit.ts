@@ -45,6 +45,9 @@ export async function assignAddress(
   const timer = stepTimer();
   // Pepr also routes pods/ephemeralcontainers here: a debug container joins an existing pod.
   if (req.Request.subResource) return;
+  // Only this mutation may set it: a pod's own copy would deny it with the author's text.
+  if (req.Raw.metadata?.annotations?.[ANN_ADMISSION_ERROR] !== undefined)
+    req.RemoveAnnotation(ANN_ADMISSION_ERROR);
   try {
     const namespaceInfo = await state.namespace(namespace);
     const wanted = namespaceInfo && requestedSubnet(req.Raw.metadata?.annotations, namespaceInfo);
@@ -169,7 +172,7 @@ async function leaseFixed(
       allocator.allocate(ip, Date.now());
     } catch (e) {
       const skippable = isIpamError(e) && (e.code === "Taken" || e.code === "Cooling");
-      if (!skippable) throw e;
+      if (!skippable) throw isIpamError(e) ? new Refusal(`${ANN_IP} ${ip}: ${e.message}`) : e;
       lastError = e.code === "Taken" ? takenMessage(ip, subnetName) : e.message;
       if (pool.length === 1) throw new Refusal(lastError);
       continue;

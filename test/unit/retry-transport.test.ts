@@ -174,3 +174,14 @@ test.serial("a create that finds someone else's lease fails with 409, retried or
   t.is(statusOf(e), 409);
   t.false(isTransient(e));
 });
+
+test.serial(
+  "a name no object can have is not sent: '::/0' would ask for a subresource (403)",
+  async t => {
+    t.is(await kfcPort.getSubnet("::/0"), undefined);
+    t.is(await kfcPort.getPod("fz-in", "../x"), undefined);
+    t.is(requests, 0, "no request made");
+    t.is(await kfcPort.getSubnet("lan"), undefined, "a possible name is asked for (404 here)");
+    t.is(requests, 1);
+  },
+);
