@@ -2,7 +2,9 @@
 // through it, so unit tests fake it. Ownership writes carry preconditions: JSON patches test the
 // lease's uid and resourceVersion, deletes send DeleteOptions.preconditions. Every request goes
 // over one keep-alive connection pool (./transport.ts): KFC alone opens a new TLS connection per
-// call.
+// call. Transient failures are retried there (lib/k8s/retry.ts); a retried write is safe because
+// every write is a create (the name is the lock, see createLease), a precondition-guarded patch
+// or delete, or idempotent.
 import { type Operation } from "kubernetes-fluent-client";
 import { a } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../../crds/kinds";
@@ -15,7 +17,11 @@ import {
   VERSION,
 } from "../../crds/types";
 import { EventTarget, Precondition } from "../../lib/decide/writes";
-import { getIfExists, withRetry } from "../../lib/k8s/errors";
+import { getIfExists, isAlreadyExists } from "../../lib/k8s/errors";
+import { isOwnEarlierCreate } from "../../lib/k8s/retry";
+import { ANN_RESERVATION } from "../../lib/names";
+import { isObjectName } from "../../lib/validation/names";
+import { ANN_POOL_COMMITMENT, ANN_POOL_OWNER } from "../../lib/decide/pool";
 import { NamespaceInfo } from "../../lib/selection";
 import { emitEvent } from "./events";
 import { kubeRequest, paths } from "./transport";
@@ -69,15 +75,52 @@ interface List<T> {
   items: T[];
 }
 
-/** Reads are idempotent: a transient failure (unreachable, throttled) is retried a few times. */
-const read = <T>(op: () => Promise<T>) => withRetry(op);
+/** Reads are idempotent; kubeRequest already retries transient failures. */
+const read = <T>(op: () => Promise<T>) => op();
+
+/**
+ * A GET of a named object. A name no object can have (a pod annotation may say anything) is not
+ * sent: "::/0" would ask for subresource "0" of "::" and come back 403, not 404.
+ */
+const getNamed = <T>(names: (string | undefined)[], op: () => Promise<T>) =>
+  names.every(n => n === undefined || isObjectName(n))
+    ? read(() => getIfExists(op))
+    : Promise.resolve(undefined);
+
+/** The random tokens a lease create carries: the proof that an existing lease is our own. */
+export const LEASE_TOKEN_KEYS = [ANN_RESERVATION, ANN_POOL_COMMITMENT, ANN_POOL_OWNER] as const;
+
+/**
+ * The create is the lock, so it is never retried blindly: if an attempt failed in a way that
+ * may have reached the server (a timeout, a broken connection) and the retry finds the name
+ * taken, the lease is ours exactly when it carries the tokens we sent.
+ */
+export async function createLeaseOnce(
+  lease: MacvlanLease,
+  post: (onRetry: () => void) => Promise<MacvlanLease>,
+  get: (name: string) => Promise<MacvlanLease | undefined>,
+): Promise<MacvlanLease> {
+  let retried = false;
+  try {
+    return await post(() => (retried = true));
+  } catch (e) {
+    if (!retried || !isAlreadyExists(e)) throw e;
+    const existing = await get(lease.metadata!.name!);
+    if (isOwnEarlierCreate(lease, existing, LEASE_TOKEN_KEYS)) return existing!;
+    throw e;
+  }
+}
 
 export const kfcPort: KubePort = {
-  getLease: name =>
-    read(() => getIfExists(() => kubeRequest<MacvlanLease>("GET", leasePath(name)))),
+  getLease: name => getNamed([name], () => kubeRequest<MacvlanLease>("GET", leasePath(name))),
   listLeases: () =>
     read(async () => (await kubeRequest<List<MacvlanLease>>("GET", leasePath())).items),
-  createLease: lease => kubeRequest<MacvlanLease>("POST", leasePath(), { body: lease }),
+  createLease: lease =>
+    createLeaseOnce(
+      lease,
+      onRetry => kubeRequest<MacvlanLease>("POST", leasePath(), { body: lease, onRetry }),
+      name => kfcPort.getLease(name),
+    ),
   patchLease: (lock, spec, annotations, labels) =>
     kubeRequest<MacvlanLease>("PATCH", leasePath(lock.name), {
       contentType: JSON_PATCH,
@@ -108,11 +151,12 @@ export const kfcPort: KubePort = {
     }
   },
   getPod: (namespace, name) =>
-    read(() => getIfExists(() => kubeRequest<a.Pod>("GET", paths.core("pods", namespace, name)))),
+    getNamed([namespace, name], () =>
+      kubeRequest<a.Pod>("GET", paths.core("pods", namespace, name)),
+    ),
   listPods: () =>
     read(async () => (await kubeRequest<List<a.Pod>>("GET", paths.core("pods"))).items),
-  getSubnet: name =>
-    read(() => getIfExists(() => kubeRequest<MacvlanSubnet>("GET", subnetPath(name)))),
+  getSubnet: name => getNamed([name], () => kubeRequest<MacvlanSubnet>("GET", subnetPath(name))),
   listSubnets: () =>
     read(async () => (await kubeRequest<List<MacvlanSubnet>>("GET", subnetPath())).items),
   listNamespaces: () =>
@@ -122,17 +166,12 @@ export const kfcPort: KubePort = {
       items.map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} })),
     ),
   getNamespace: name =>
-    read(() =>
-      getIfExists(() => kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name))),
+    getNamed([name], () =>
+      kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name)),
     ).then(ns => ns && { name, labels: ns.metadata?.labels ?? {} }),
   getStatefulSet: (namespace, name) =>
-    read(() =>
-      getIfExists(() =>
-        kubeRequest<a.StatefulSet>(
-          "GET",
-          paths.group("apps", "v1", "statefulsets", namespace, name),
-        ),
-      ),
+    getNamed([namespace, name], () =>
+      kubeRequest<a.StatefulSet>("GET", paths.group("apps", "v1", "statefulsets", namespace, name)),
     ),
   event: emitEvent,
 };

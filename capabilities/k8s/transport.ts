@@ -9,6 +9,10 @@
 import { fetch } from "kubernetes-fluent-client";
 import { k8sCfg } from "kubernetes-fluent-client/dist/fluent/utils.js";
 import { FetchMethods } from "kubernetes-fluent-client/dist/fluent/shared-types.js";
+import { Log } from "pepr";
+import { describe } from "../../lib/k8s/errors";
+import { ADMISSION_RETRY, RECONCILE_RETRY, RetryPolicy, retrying } from "../../lib/k8s/retry";
+import { processRole } from "../../lib/mode";
 
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
@@ -23,7 +27,7 @@ interface Connection {
 
 const REFRESH_MS = 60_000;
 let current: Promise<Connection> | undefined;
-let stats = { requests: 0, pools: 0 };
+let stats = { requests: 0, pools: 0, retries: 0 };
 
 async function open(): Promise<Connection> {
   const { opts, serverUrl } = await k8sCfg(FetchMethods.GET);
@@ -55,16 +59,42 @@ export interface RequestOptions {
   /** Content type of the body; JSON by default. */
   contentType?: string;
   query?: Record<string, string>;
+  /** How transient failures are retried (default: the process's policy); false: one attempt. */
+  retry?: RetryPolicy | false;
+  /** Told about each retry (a create uses it to know an earlier attempt may have landed). */
+  onRetry?: (error: unknown) => void;
 }
 
+/** Admission answers within the webhook timeout; the watcher can afford to wait longer. */
+export const defaultRetry = (): RetryPolicy =>
+  processRole() === "watcher" ? RECONCILE_RETRY : ADMISSION_RETRY;
+
 /**
- * One API request on the shared pool. Failures throw what KFC throws (`{status, data, ...}`, a
- * transport failure as status 400 with `e`), so lib/k8s/errors.ts reads both alike.
+ * One API request on the shared pool, retried on transient failures (lib/k8s/retry.ts) with a
+ * timeout per attempt. Failures throw what KFC throws (`{status, data, ...}`, a transport failure
+ * or timeout as status 400 or 23 with `e`), so lib/k8s/errors.ts reads both alike.
  */
-export async function kubeRequest<T>(
+export function kubeRequest<T>(
   method: Method,
   path: string,
   options: RequestOptions = {},
+): Promise<T> {
+  const policy = options.retry === undefined ? defaultRetry() : options.retry;
+  if (!policy) return attempt<T>(method, path, options);
+  return retrying(policy, timeoutMs => attempt<T>(method, path, options, timeoutMs), {
+    onRetry: (e, n, delay) => {
+      stats.retries++;
+      options.onRetry?.(e);
+      Log.warn(`${method} ${path}: ${describe(e)} (attempt ${n}; again in ${delay} ms)`);
+    },
+  });
+}
+
+async function attempt<T>(
+  method: Method,
+  path: string,
+  options: RequestOptions,
+  timeoutMs?: number,
 ): Promise<T> {
   const conn = await connection();
   const url = new URL(path, conn.serverUrl);
@@ -74,6 +104,7 @@ export async function kubeRequest<T>(
     dispatcher: conn.dispatcher,
     headers: { ...conn.headers, "Content-Type": options.contentType ?? "application/json" },
     ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
   } as unknown as FetchInit;
   stats.requests++;
   const resp = await fetch<T>(url, init);
@@ -81,8 +112,8 @@ export async function kubeRequest<T>(
   throw resp;
 }
 
-/** Requests made and connection pools opened since start (the bench and tests read them). */
-export function transportStats(): { requests: number; pools: number } {
+/** Requests made, retries and connection pools opened since start (bench and tests read them). */
+export function transportStats(): { requests: number; pools: number; retries: number } {
   return { ...stats };
 }
 
@@ -90,7 +121,7 @@ export function transportStats(): { requests: number; pools: number } {
 export async function closeTransport(): Promise<void> {
   const conn = current && (await current.catch(() => undefined));
   current = undefined;
-  stats = { requests: 0, pools: 0 };
+  stats = { requests: 0, pools: 0, retries: 0 };
   await conn?.dispatcher.close().catch(() => undefined);
 }
 

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { a, Log, PeprMutateRequest, PeprValidateRequest } from "pepr";
 import { MacvlanLease } from "../k8s/kinds";
 import { ClusterState } from "../cluster-state";
-import { describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
+import { denialStatus, describe, isAlreadyExists, isConflict } from "../../lib/k8s/errors";
 import { ensureNad } from "../subnets/nads";
 import { recordAllocation, recordDenial, recordPoolUse, recordSkip, stepTimer } from "../metrics";
 import { KubePort, kfcPort } from "../k8s/port";
@@ -45,6 +45,9 @@ export async function assignAddress(
   const timer = stepTimer();
   // Pepr also routes pods/ephemeralcontainers here: a debug container joins an existing pod.
   if (req.Request.subResource) return;
+  // Only this mutation may set it: a pod's own copy would deny it with the author's text.
+  if (req.Raw.metadata?.annotations?.[ANN_ADMISSION_ERROR] !== undefined)
+    req.RemoveAnnotation(ANN_ADMISSION_ERROR);
   try {
     const namespaceInfo = await state.namespace(namespace);
     const wanted = namespaceInfo && requestedSubnet(req.Raw.metadata?.annotations, namespaceInfo);
@@ -86,7 +89,7 @@ export async function assignAddress(
 
 export function denyFailedAdmission(req: PeprValidateRequest<a.Pod>) {
   const error = req.Raw.metadata?.annotations?.[ANN_ADMISSION_ERROR];
-  return error ? req.Deny(error, 422) : req.Approve();
+  return error ? req.Deny(error, denialStatus(error)) : req.Approve(); // 503: only a retry is due
 }
 
 /** Pod UPDATE: the annotations admission wrote (and the Multus ones) cannot change. */
@@ -169,7 +172,7 @@ async function leaseFixed(
       allocator.allocate(ip, Date.now());
     } catch (e) {
       const skippable = isIpamError(e) && (e.code === "Taken" || e.code === "Cooling");
-      if (!skippable) throw e;
+      if (!skippable) throw isIpamError(e) ? new Refusal(`${ANN_IP} ${ip}: ${e.message}`) : e;
       lastError = e.code === "Taken" ? takenMessage(ip, subnetName) : e.message;
       if (pool.length === 1) throw new Refusal(lastError);
       continue;

@@ -3,6 +3,7 @@ import { assignAddress, denyFailedAdmission, denyProtectedChange, pool, state } 
 import { bindPodLease, releasePodLease } from "../leases/lifecycle";
 import { refreshServicesFor } from "../services/expose";
 import { processRole } from "../../lib/mode";
+import { ADMISSION_BUDGET_MS, withDeadline } from "../../lib/k8s/retry";
 
 export const Pods = new Capability({
   name: "macvlan-pods",
@@ -17,10 +18,11 @@ if (processRole() === "admission") {
   void pool.start(); // pre-leased addresses, when this process runs as a pod (./pool.ts)
 }
 
-// CREATE: lease and write the Multus selection; deny with the reason mutation recorded.
+// CREATE: lease and write the Multus selection; deny with the reason mutation recorded. All of
+// its API calls (and their retries) end inside the webhook timeout (lib/k8s/retry.ts).
 When(a.Pod)
   .IsCreated()
-  .Mutate(req => assignAddress(req))
+  .Mutate(req => withDeadline(ADMISSION_BUDGET_MS, () => assignAddress(req)))
   .Validate(denyFailedAdmission);
 // UPDATE: what admission wrote stays as it wrote it.
 When(a.Pod).IsUpdated().Validate(denyProtectedChange);

@@ -1,10 +1,12 @@
-// Keeps the managed NetworkAttachmentDefinition of a subnet in the namespaces that use it.
-import { K8s, Log } from "pepr";
+// Keeps the managed NetworkAttachmentDefinition of a subnet in the namespaces that use it. Its
+// requests go through the shared transport, which retries transient failures (an apply and a
+// delete of a NAD are idempotent).
+import { Log } from "pepr";
 import { MacvlanSubnet } from "../k8s/kinds";
 import { NetworkAttachmentDefinition } from "../k8s/kinds";
 import { renderNad, renderNadConfig } from "../../lib/render/nad";
 import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../../lib/names";
-import { describe } from "../../lib/k8s/errors";
+import { describe, isNotFound } from "../../lib/k8s/errors";
 import { kubeRequest, paths } from "../k8s/transport";
 
 // namespace/subnet -> the rendered config the API server had when we last applied it, and when.
@@ -37,13 +39,7 @@ export async function ensureNad(
 /** Server-side apply (field manager `pepr`, as KFC's Apply) on the shared connection pool. */
 async function applyNad(subnet: MacvlanSubnet, namespace: string, key: string, config: string) {
   const nad = renderNad(subnet, namespace);
-  const path = paths.group(
-    "k8s.cni.cncf.io",
-    "v1",
-    "network-attachment-definitions",
-    namespace,
-    nadName(subnet.metadata!.name!),
-  );
+  const path = nadPath(namespace, nadName(subnet.metadata!.name!));
   await kubeRequest("PATCH", path, {
     body: nad,
     contentType: "application/apply-patch+yaml",
@@ -52,6 +48,9 @@ async function applyNad(subnet: MacvlanSubnet, namespace: string, key: string, c
   known.set(key, { config, at: Date.now() });
 }
 
+const nadPath = (namespace?: string, name?: string) =>
+  paths.group("k8s.cni.cncf.io", "v1", "network-attachment-definitions", namespace, name);
+
 /** A managed NAD was deleted: forget that it exists, so the next ensureNad applies it again. */
 export function forgetNad(namespace: string, subnet: string): void {
   known.delete(`${namespace}/${subnet}`);
@@ -59,15 +58,16 @@ export function forgetNad(namespace: string, subnet: string): void {
 
 /** Removes managed NADs of `subnet` outside `namespaces`; returns the namespaces it cleaned. */
 export async function pruneNads(subnet: string, keep: Set<string>): Promise<string[]> {
-  const nads = await K8s(NetworkAttachmentDefinition)
-    .WithLabel(LABEL_SUBNET, subnet)
-    .WithLabel(LABEL_MANAGED_BY, MANAGED_BY)
-    .Get();
+  const nads = await kubeRequest<{ items: NetworkAttachmentDefinition[] }>("GET", nadPath(), {
+    query: { labelSelector: `${LABEL_SUBNET}=${subnet},${LABEL_MANAGED_BY}=${MANAGED_BY}` },
+  });
   const removed: string[] = [];
   for (const nad of nads.items) {
     const ns = nad.metadata!.namespace!;
     if (keep.has(ns) || nad.metadata?.name !== nadName(subnet)) continue;
-    await K8s(NetworkAttachmentDefinition).Delete(nad);
+    await kubeRequest("DELETE", nadPath(ns, nad.metadata!.name!)).catch(e => {
+      if (!isNotFound(e)) throw e; // a retried delete may find it gone: that is done
+    });
     known.delete(`${ns}/${subnet}`);
     removed.push(ns);
     Log.info(`removed unused NetworkAttachmentDefinition ${ns}/${nad.metadata?.name}`);

@@ -1,10 +1,14 @@
-// Keeps a subnet's NADs, status and finalizer true to its leases (watcher side).
-import { a, K8s, Log, PeprMutateRequest } from "pepr";
+// Keeps a subnet's NADs, status and finalizer true to its leases (watcher side). Every request
+// goes through the shared transport, which retries transient failures (lib/k8s/retry.ts); what
+// still fails is re-driven by the resync (capabilities/leases/resync.ts reconciles every subnet).
+import { a, Log, PeprMutateRequest } from "pepr";
 import { MacvlanLease, MacvlanSubnet } from "../k8s/kinds";
 import { getIfExists } from "../../lib/k8s/errors";
 import { emitEvent } from "../k8s/events";
 import { ensureNad, pruneNads } from "./nads";
 import { kfcPort } from "../k8s/port";
+import { kubeRequest, paths } from "../k8s/transport";
+import { GROUP, SubnetGVK, VERSION } from "../../crds/types";
 import { applyWrites } from "../k8s/apply";
 import { preconditionOf, subnetTarget } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
@@ -24,7 +28,7 @@ export async function reconcileSubnetByName(
   name: string,
   opts: { forceNads?: boolean } = {},
 ): Promise<void> {
-  const subnet = await getIfExists(() => K8s(MacvlanSubnet).Get(name));
+  const subnet = await kfcPort.getSubnet(name);
   if (subnet) await reconcileSubnet(subnet, opts);
 }
 
@@ -34,7 +38,7 @@ export async function reconcileSubnet(
   opts: { forceNads?: boolean } = {},
 ): Promise<void> {
   const name = subnet.metadata!.name!;
-  const leases = (await K8s(MacvlanLease).WithLabel(LABEL_SUBNET, name).Get()).items;
+  const leases = await leasesOf(name);
   if (subnet.metadata?.deletionTimestamp) {
     await finishDeletion(subnet, leases);
     return;
@@ -42,7 +46,9 @@ export async function reconcileSubnet(
   const users = new Set(
     leases.map(l => l.metadata?.labels?.[LABEL_POD_NAMESPACE] ?? l.spec?.podRef?.namespace ?? ""),
   );
-  const labelled = await K8s(a.Namespace).WithLabel(LABEL_SUBNET, name).Get();
+  const labelled = await kubeRequest<List<a.Namespace>>("GET", paths.core("namespaces"), {
+    query: { labelSelector: `${LABEL_SUBNET}=${name}` },
+  });
   for (const ns of labelled.items) users.add(ns.metadata!.name!);
   users.delete("");
   for (const ns of users) {
@@ -69,8 +75,29 @@ async function recordConflicts(subnet: MacvlanSubnet, leases: MacvlanLease[]): P
   // Each write changes a lease, whose watch event schedules another reconcile with fresh counts.
 }
 
+interface List<T> {
+  items: T[];
+}
+
+const subnetPath = (name: string) => paths.group(GROUP, VERSION, SubnetGVK.plural, undefined, name);
+
+async function leasesOf(subnet: string): Promise<MacvlanLease[]> {
+  const path = paths.group(GROUP, VERSION, "macvlanleases");
+  const query = { labelSelector: `${LABEL_SUBNET}=${subnet}` };
+  return (await kubeRequest<List<MacvlanLease>>("GET", path, { query })).items;
+}
+
+/** A merge patch of the status subresource (idempotent: a retry writes the same). */
+const patchStatus = (name: string, status: MacvlanSubnet["status"]) =>
+  kubeRequest("PATCH", `${subnetPath(name)}/status`, {
+    body: { status },
+    contentType: "application/merge-patch+json",
+  });
+
 async function namespaceExists(name: string): Promise<boolean> {
-  const ns = await getIfExists(() => K8s(a.Namespace).Get(name));
+  const ns = await getIfExists(() =>
+    kubeRequest<a.Namespace>("GET", paths.core("namespaces", undefined, name)),
+  );
   return !!ns && !ns.metadata?.deletionTimestamp;
 }
 
@@ -89,10 +116,7 @@ async function writeStatus(subnet: MacvlanSubnet, leases: MacvlanLease[]): Promi
   ) {
     return;
   }
-  await K8s(MacvlanSubnet).PatchStatus({
-    metadata: { name: subnet.metadata!.name },
-    status,
-  } as MacvlanSubnet);
+  await patchStatus(subnet.metadata!.name!, status);
   if (oldReady?.reason !== newReady.reason) {
     await emitEvent(
       subnetTarget(subnet),
@@ -120,30 +144,32 @@ async function finishDeletion(subnet: MacvlanSubnet, leases: MacvlanLease[]): Pr
     const message = `waiting for ${leases.length} lease(s) to be released before deletion (kubectl get mvl -l ${LABEL_SUBNET}=${name})`;
     const ready = subnet.status?.conditions?.find(c => c.type === "Ready");
     if (ready?.message !== message) {
-      await K8s(MacvlanSubnet).PatchStatus({
-        metadata: { name },
-        status: {
-          conditions: [
-            {
-              type: "Ready",
-              status: "False",
-              reason: "Terminating",
-              message,
-              lastTransitionTime: new Date().toISOString(),
-              observedGeneration: subnet.metadata?.generation,
-            },
-          ],
-        },
-      } as MacvlanSubnet);
+      await patchStatus(name, {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "Terminating",
+            message,
+            lastTransitionTime: new Date().toISOString(),
+            observedGeneration: subnet.metadata?.generation,
+          },
+        ],
+      });
       await emitEvent(subnetTarget(subnet), "Normal", "Terminating", message);
     }
     return;
   }
   await pruneNads(name, new Set());
   const index = finalizers.indexOf(SUBNET_FINALIZER);
-  await K8s(MacvlanSubnet, { name }).Patch([
-    { op: "test", path: `/metadata/finalizers/${index}`, value: SUBNET_FINALIZER },
-    { op: "remove", path: `/metadata/finalizers/${index}` },
-  ]);
+  // The test makes a retried removal (after a lost answer) fail as a conflict, never remove
+  // another finalizer that moved into this index.
+  await kubeRequest("PATCH", subnetPath(name), {
+    contentType: "application/json-patch+json",
+    body: [
+      { op: "test", path: `/metadata/finalizers/${index}`, value: SUBNET_FINALIZER },
+      { op: "remove", path: `/metadata/finalizers/${index}` },
+    ],
+  });
   Log.info(`subnet ${name}: no leases left, finalizer removed`);
 }

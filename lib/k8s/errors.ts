@@ -7,8 +7,10 @@ interface ClientError {
   statusText?: string;
   data?: { reason?: string; message?: string } | string;
   message?: string;
-  /** Set by KFC's fetch when the request never got an HTTP answer. */
-  e?: { message?: string; cause?: { code?: string; message?: string } };
+  /** KFC's response headers (a Headers object); empty when no answer arrived. */
+  headers?: { get?(name: string): string | null; entries?(): Iterator<unknown> };
+  /** Set by KFC's fetch when the request never got a whole HTTP answer. */
+  e?: { name?: string; message?: string; cause?: { code?: string; message?: string } };
 }
 
 const asError = (e: unknown): ClientError => (e && typeof e === "object" ? (e as ClientError) : {});
@@ -20,13 +22,34 @@ const dataOf = (e: unknown) => {
   return data && typeof data === "object" ? data : undefined;
 };
 
+/** KFC got an HTTP answer (status line and headers) before whatever went wrong. */
+const answered = (err: ClientError) => {
+  const entries = err.headers?.entries?.();
+  return !!entries && !entries.next().done;
+};
+
+/** KFC gives a timed-out request (AbortSignal.timeout) the DOMException's code, 23, as status. */
+const isTimeout = (err: ClientError) =>
+  err.e?.name === "TimeoutError" || err.e?.name === "AbortError";
+
 /** The request never reached the API server, or its answer was lost on the way. */
 export function isTransportFailure(e: unknown): boolean {
   const err = asError(e);
-  if (err.e) return true;
+  if (err.e) return !answered(err);
   return (
     err.status === 400 && /fetch failed|ECONNREFUSED|ECONNRESET|socket/i.test(err.statusText ?? "")
   );
+}
+
+/** The server answered success, but the body broke off: the write may well have happened. */
+const answerCutOff = (err: ClientError) =>
+  !!err.e && answered(err) && (err.status ?? 0) >= 200 && (err.status ?? 0) < 300;
+
+/** Seconds the server asked us to wait (429/503 Retry-After), in ms. */
+export function retryAfterMs(e: unknown): number | undefined {
+  const value = asError(e).headers?.get?.("retry-after");
+  const seconds = value ? Number(value) : NaN;
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
 export const isAlreadyExists = (e: unknown) =>
@@ -48,18 +71,33 @@ export function isConflict(e: unknown): boolean {
   );
 }
 
-/** Worth retrying as is: unreachable, throttled or briefly unavailable. */
-export const isTransient = (e: unknown) =>
-  isTransportFailure(e) || [429, 500, 502, 503, 504].includes(statusOf(e) ?? 0);
+const TRANSIENT_STATUS = [429, 500, 502, 503, 504];
 
-/** A sentence for a user or a log line: what failed and, where we know it, what to do. */
+/**
+ * Worth retrying as is: unreachable, timed out, throttled or briefly unavailable. Never a
+ * conflict (409), an invalid object (422), a refusal (403) or a missing object (404).
+ */
+export const isTransient = (e: unknown) =>
+  isTransportFailure(e) || answerCutOff(asError(e)) || TRANSIENT_STATUS.includes(statusOf(e) ?? 0);
+
+/**
+ * A sentence for a user or a log line: what failed and, where we know it, what to do. A
+ * transient failure says so and ends in "retry"; a permanent one carries the server's message.
+ */
 export function describe(e: unknown): string {
   const err = asError(e);
   if (isTransportFailure(e)) {
+    if (isTimeout(err)) return "the API server did not answer in time (timeout); retry";
     const cause = err.e?.cause?.code ?? err.e?.cause?.message ?? err.e?.message ?? err.statusText;
     return `the API server could not be reached${cause ? ` (${cause})` : ""}; retry`;
   }
+  if (answerCutOff(err))
+    return `the API server's answer was cut off (${err.e?.message ?? "incomplete body"}); retry`;
   const data = dataOf(e);
+  if (isTransient(e)) {
+    const why = data?.message ?? err.statusText ?? "";
+    return `the API server is unavailable (${err.status}${why ? ` ${why}` : ""}); retry`;
+  }
   if (data?.message) return data.message;
   if (typeof err.data === "string" && err.data.trim() && err.status)
     return `${err.status} ${err.data.trim().slice(0, 300)}`;
@@ -78,14 +116,11 @@ export async function getIfExists<T>(read: () => Promise<T>): Promise<T | undefi
   }
 }
 
-/** Runs `op`, retrying transient failures a few times with backoff; other errors throw at once. */
-export async function withRetry<T>(op: () => Promise<T>, attempts = 4, baseMs = 200): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await op();
-    } catch (e) {
-      if (i >= attempts || !isTransient(e)) throw e;
-      await new Promise(r => setTimeout(r, baseMs * 2 ** (i - 1)));
-    }
-  }
-}
+/** A message `describe` made for a transient failure: the user should retry, not fix anything. */
+export const isRetryAdvice = (message: string) =>
+  /the API server( could not be reached| did not answer in time| is unavailable|'s answer was cut off)/.test(
+    message,
+  ) && message.endsWith("; retry");
+
+/** The HTTP status a denial carrying `message` should have: 503 when only a retry is needed. */
+export const denialStatus = (message: string) => (isRetryAdvice(message) ? 503 : 422);

@@ -21,3 +21,14 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** An RFC 1123 DNS label, the form of a namespace name. */
 export const isDnsLabel = (s: unknown): s is string =>
   typeof s === "string" && s.length <= 63 && DNS_LABEL.test(s);
+
+/**
+ * A name an object can have (DNS-1123 subdomain: what the API server allows for pods, namespaces
+ * and custom resources). Anything else is never sent in a URL: a '/' in it would name a
+ * subresource, '%' and '..' would change the path.
+ */
+export const isObjectName = (s: unknown): s is string =>
+  typeof s === "string" &&
+  s.length > 0 &&
+  s.length <= 253 &&
+  /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(s);
