@@ -70,14 +70,14 @@ export function installServerTuning(drainMs = shutdownDrainMs()): void {
   const original = https.createServer.bind(https) as (...args: unknown[]) => https.Server;
   (https as { createServer: unknown }).createServer = (...args: unknown[]) => {
     const handlerAt = args.findIndex(a => typeof a === "function");
-    let drain: ReturnType<typeof drainingClose> | undefined;
-    if (handlerAt >= 0) {
-      const handler = args[handlerAt] as Handler;
-      args[handlerAt] = (req: IncomingMessage, res: ServerResponse) =>
-        drain!.wrap(handler)(req, res);
-    }
+    const handler = handlerAt >= 0 ? (args[handlerAt] as Handler) : undefined;
+    // The server is made with a stand-in handler that defers to the drain wrapper made next.
+    const drained: { handle?: Handler } = {};
+    if (handler)
+      args[handlerAt] = (req: IncomingMessage, res: ServerResponse) => drained.handle!(req, res);
     const server = tuneServer(original(...args));
-    drain = drainingClose(server, drainMs);
+    const drain = drainingClose(server, drainMs);
+    if (handler) drained.handle = drain.wrap(handler);
     return server;
   };
 }
