@@ -20,7 +20,7 @@ test("subnets: counts from the allocator, phases, the pool lease, per-node readi
   t.is(s.total, "11");
   t.is(s.allocated, 3); // .10 and .14 Bound, .11 a pool lease (no status counts as Reserved)
   t.is(s.free, "8");
-  t.deepEqual(s.phases, { Reserved: 1, Bound: 2, Released: 2 });
+  t.deepEqual(s.phases, { Reserved: 1, Bound: 2, Released: 2, Conflict: 0 });
   t.is(s.pooled, 1);
   t.deepEqual(s.conflicts, []);
   t.deepEqual(
