@@ -21,7 +21,7 @@ cluster up --nodes 2
 show kubectl get nodes -o wide
 
 step "Installing as a user does: kubectl apply -f crds/, npx pepr deploy, the agent DaemonSet"
-npx tsx hack/module/deploy.ts up
+PMV_INSTALL=pepr-deploy npx tsx hack/module/deploy.ts up
 show kubectl -n pepr-system get pods -o wide
 
 step "Creating a MacvlanSubnet: pods lease 198.18.100.10-250 on the LAN 198.18.0.0/16"

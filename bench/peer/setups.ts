@@ -120,7 +120,7 @@ export function peprSetup(o: PeerOptions): Setup {
     namespace: `peer-pepr${suffix(o)}`,
     namespaceLabels: { "macvlan.dev/subnet": SUBNET },
     install: async c => {
-      await deploy({ agent: true });
+      await deploy({ agent: true, way: "pepr-deploy" });
       await c.apply(
         macvlanSubnet(SUBNET, {
           cidr: LAN_CIDR,

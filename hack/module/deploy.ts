@@ -3,6 +3,9 @@
 // the Deployments and the DaemonSet run from their images:
 //   kubectl apply -f crds/
 //   kubectl apply -f deploy/policies.yaml   (ValidatingAdmissionPolicies: hack/module/policies.ts)
+//   kubectl apply -f dist/pepr-module-pepr-macvlan.yaml   (the default: `npm run build`'s
+//                                     manifest, rebuilt only when the module's sources changed:
+//                                     hack/module/manifest.ts), or with way "pepr-deploy":
 //   npx pepr deploy --yes            (builds the module and applies it through $KUBECONFIG; then the
 //                                     store Role/RoleBinding Pepr binds to a missing ServiceAccount
 //                                     is deleted)
@@ -19,6 +22,12 @@ import * as path from "node:path";
 import { REPO_ROOT, bin, cniBinDir, paths } from "../cluster/config";
 import { Kube, KubeObject, loadKubeconfig } from "../cluster/kube";
 import { runAsync } from "../cluster/proc";
+import {
+  MODULE_MANIFEST,
+  ensureModuleBuilt,
+  invalidateModuleBuild,
+  manifestWithEnv,
+} from "./manifest";
 import { POLICIES, deleteStoreRbacArgs } from "./policies";
 
 export const NAMESPACE = "pepr-system";
@@ -121,6 +130,7 @@ export async function peprDeploy(
     opts.timeoutMs ?? 300_000,
     opts.echo ?? false,
   );
+  invalidateModuleBuild(); // it rewrote dist/ (unscoped webhooks, store RBAC)
   if (r.code !== 0 || !/Module deployed successfully/.test(r.output))
     throw new Error(`npx pepr deploy --yes failed (exit ${r.code}):\n${r.output.slice(-6000)}`);
   // Pepr 1.1.4 binds its store Role to a ServiceAccount that does not exist; the module's
@@ -317,15 +327,26 @@ export const scaleWatcher = (replicas: 0 | 1, timeoutMs = 120_000) =>
 export const scaleAdmission = (replicas: number, timeoutMs = 120_000) =>
   scaleModule(ADMISSION, "admission", replicas, timeoutMs);
 
-/** CRDs, `npx pepr deploy --yes`, the module Ready; then (unless agent=false) the agent DaemonSet. */
-export async function deploy(
-  opts: { agent?: boolean; echo?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
-): Promise<{ moduleSeconds: number; agentSeconds?: number }> {
-  const t0 = Date.now();
-  log("kubectl apply -f crds/");
-  await applyCrds();
-  log(`kubectl apply -f ${path.relative(REPO_ROOT, POLICIES)}`);
-  await applyPolicies();
+/** How the module goes in: `npx pepr deploy` (as the README's first way) or the built manifest. */
+export type InstallWay = "pepr-deploy" | "manifest";
+
+/**
+ * The built manifest (hack/module/manifest.ts: `npx pepr build` + fix-dist, only when the module's
+ * sources changed), with the settings in its Deployments, applied with kubectl.
+ */
+async function installFromManifest(env: Record<string, string>): Promise<void> {
+  const b = await ensureModuleBuilt(log);
+  if (b.built) log(`module built in ${b.seconds.toFixed(1)} s`);
+  const file = path.join(paths.state, "pepr-module.yaml");
+  fs.writeFileSync(file, manifestWithEnv(fs.readFileSync(MODULE_MANIFEST, "utf8"), env));
+  log(
+    `kubectl apply -f ${path.relative(REPO_ROOT, MODULE_MANIFEST)}${Object.keys(env).length ? ` (with ${Object.keys(env).join(", ")})` : ""}`,
+  );
+  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", file], 180_000);
+}
+
+/** `npx pepr deploy --yes`, with the settings set as soon as the Deployments exist. */
+async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   log(`npx pepr deploy --yes (KUBECONFIG=${paths.kubeconfig})`);
   const deployed = peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
   deployed.catch(() => undefined); // awaited below; this only keeps an early throw from orphaning it
@@ -337,6 +358,29 @@ export async function deploy(
     await setEnv(env);
   }
   await deployed;
+}
+
+export interface DeployOptions {
+  agent?: boolean;
+  echo?: boolean;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  /** Default: the manifest; PMV_INSTALL=pepr-deploy or `way: "pepr-deploy"` for `npx pepr deploy`. */
+  way?: InstallWay;
+}
+
+/** CRDs, policies, the module (see InstallWay), its PDB, Ready; then (unless agent=false) the agent. */
+export async function deploy(
+  opts: DeployOptions = {},
+): Promise<{ moduleSeconds: number; agentSeconds?: number }> {
+  const t0 = Date.now();
+  log("kubectl apply -f crds/");
+  await applyCrds();
+  log(`kubectl apply -f ${path.relative(REPO_ROOT, POLICIES)}`);
+  await applyPolicies();
+  const way = opts.way ?? (process.env.PMV_INSTALL as InstallWay | undefined) ?? "manifest";
+  if (way === "pepr-deploy") await installWithPeprDeploy(opts);
+  else await installFromManifest(opts.env ?? {});
   log(`kubectl apply -f ${path.relative(REPO_ROOT, AVAILABILITY)}`);
   await kubectl(["apply", "-f", AVAILABILITY]);
   await waitForRollout();
@@ -355,7 +399,11 @@ export async function deploy(
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === "up") {
-    await deploy({ agent: !rest.includes("--no-agent"), echo: rest.includes("--verbose") });
+    await deploy({
+      agent: !rest.includes("--no-agent"),
+      echo: rest.includes("--verbose"),
+      ...(rest.includes("--pepr-deploy") ? { way: "pepr-deploy" as const } : {}),
+    });
     return 0;
   }
   if (cmd === "agent") {
@@ -363,12 +411,14 @@ async function main(argv: string[]): Promise<number> {
     await waitForAgent();
     return 0;
   }
-  console.log(`usage: npx tsx hack/module/deploy.ts up [--no-agent] [--verbose] | agent
+  console.log(`usage: npx tsx hack/module/deploy.ts up [--pepr-deploy] [--no-agent] [--verbose] | agent
 
   up     on the local cluster (npm run cluster -- up): kubectl apply -f crds/ and
-         deploy/policies.yaml, npx pepr deploy --yes
-         (KUBECONFIG=.cluster/kubeconfig), wait for the admission pods, the watcher and the webhook
-         endpoints, then kubectl apply -f agent/deploy/agent.yaml and wait for one agent per node
+         deploy/policies.yaml; the module from dist/pepr-module-pepr-macvlan.yaml (npx pepr build
+         and fix-dist when its sources changed), or with --pepr-deploy (or PMV_INSTALL=pepr-deploy)
+         npx pepr deploy --yes (KUBECONFIG=.cluster/kubeconfig); deploy/availability.yaml; wait
+         for the admission pods, the watcher and the webhook endpoints, then kubectl apply -f
+         agent/deploy/agent.yaml and wait for one agent per node
   agent  only the agent DaemonSet`);
   return cmd ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-// Tenancy rules on the real local cluster, as a hostile tenant would try them: every spelling of
+// Tenancy rules on the real local cluster, as a hostile tenant would try them (then the blast
+// radius tests of ./blast-radius.ts on the same cluster): every spelling of
 // a managed NAD Multus accepts, annotation edits after admission, an EndpointSlice spoof, a
 // poisoned pod the webhook never saw while the resync keeps repairing, and a NAD deleted or
 // rewritten by hand.
@@ -13,6 +14,7 @@ import {
   macvlanSubnet,
   getJson,
 } from "./helpers";
+import { blastRadiusTests } from "./blast-radius";
 
 const test = anyTest as TestFn;
 const cluster = withCluster(test, {
@@ -240,3 +242,7 @@ test.serial("a managed NAD deleted or rewritten by hand is put back", async t =>
   });
   t.pass();
 });
+
+// The blast radius and availability tests (test/integration/blast-radius.ts) run on this cluster
+// after the tenancy tests: they scale the admission Deployment and restart it.
+blastRadiusTests(test, cluster);
