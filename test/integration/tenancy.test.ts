@@ -15,6 +15,7 @@ import {
   getJson,
 } from "./helpers";
 import { blastRadiusTests } from "./blast-radius";
+import { POLICIES } from "../../hack/module/policies";
 
 const test = anyTest as TestFn;
 const cluster = withCluster(test, {
@@ -27,6 +28,32 @@ const cluster = withCluster(test, {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
+
+/**
+ * Runs `create` while the API server does not enforce deploy/policies.yaml's opt-in policy (its
+ * binding deleted, then applied again): how a pod with forged macvlan.dev/* annotations exists
+ * outside the opted-in namespaces at all (created before the policies were installed, or while an
+ * admin had removed them). The module must still not trust it.
+ */
+async function withoutOptInPolicy(c: Cluster, create: () => Promise<unknown>): Promise<void> {
+  const binding = ["validatingadmissionpolicybinding", "pepr-macvlan-opt-in-required"];
+  await c.kubectl(["delete", ...binding]);
+  try {
+    // The API server drops the binding from its policy cache a moment after the delete.
+    await waitFor(
+      async () =>
+        (await create()
+          .then(() => true)
+          .catch(() => false)) as boolean,
+      {
+        what: "the create accepted without the opt-in policy",
+        timeoutMs: 30000,
+      },
+    );
+  } finally {
+    await c.kubectl(["apply", "-f", POLICIES]);
+  }
+}
 
 const createPod = (c: Cluster, pod: object) =>
   c.kubectlResult(["create", "-f", "-"], { input: JSON.stringify(pod) });
@@ -143,15 +170,18 @@ test.serial(
       return c.waitForPodReady("tn-owner", "real", { timeoutMs: 60000 });
     })();
     const victimIp = owner.metadata!.annotations!["macvlan.dev/ip"];
-    // A pod that did not opt in, claiming the other tenant's address by annotation at creation.
-    await c.apply(
-      testPod({
-        name: "liar",
-        namespace: "tn-outsider",
-        labels: { app: "spoof" },
-        annotations: { "macvlan.dev/ip": victimIp },
-      }),
-    );
+    // A pod that did not opt in, claiming the other tenant's address by annotation at creation:
+    // refused by the API server's policy; created anyway without it, it must not be published.
+    const liar = testPod({
+      name: "liar",
+      namespace: "tn-outsider",
+      labels: { app: "spoof" },
+      annotations: { "macvlan.dev/ip": victimIp },
+    });
+    const refused = await createPod(c, liar);
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /has not opted in to pepr-macvlan/);
+    await withoutOptInPolicy(c, () => c.apply(liar));
     await c.waitForPodReady("tn-outsider", "liar", { timeoutMs: 60000 });
     await c.apply({
       apiVersion: "v1",
@@ -179,12 +209,14 @@ test.serial(
   "a poisoned pod the webhook never saw is reported, and the resync still repairs",
   async t => {
     const c = cluster();
-    await c.apply(
-      testPod({
-        name: "poison",
-        namespace: "kube-public",
-        annotations: { "macvlan.dev/subnet": "lan", "macvlan.dev/ip": "198.18.100.999" },
-      }),
+    await withoutOptInPolicy(c, () =>
+      c.apply(
+        testPod({
+          name: "poison",
+          namespace: "kube-public",
+          annotations: { "macvlan.dev/subnet": "lan", "macvlan.dev/ip": "198.18.100.999" },
+        }),
+      ),
     );
     // A Reserved lease nobody claims: the resync must still reclaim it after its TTL.
     await c.apply(unclaimedLease("lan", "198.18.100.98", "02:00:00:00:00:98"));
