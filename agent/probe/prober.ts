@@ -3,6 +3,7 @@
 // conflicts changed, have the controller write them into this node's status entry. It runs beside
 // the reconcile loop and never delays it (nor, so, a pod's start).
 import type { AddressConflict, MacvlanLease, MacvlanSubnet } from "../../crds/types";
+import { ANN_CONFLICT } from "../../lib/decide/conflicts";
 import { usablePool } from "../../lib/ipam/pool";
 import type { LogFn } from "../controller";
 import type { SubnetReadiness } from "../plan";
@@ -60,7 +61,8 @@ export function probeSubnets(
       leases: mine.map(l => ({
         ip: l.spec!.ip,
         mac: l.spec!.mac,
-        phase: l.status?.phase,
+        // A Conflict lease is marked from its creation, before its status is written.
+        phase: l.metadata?.annotations?.[ANN_CONFLICT] === "true" ? "Conflict" : l.status?.phase,
         bound:
           !!l.spec!.podRef?.uid && l.status?.phase !== "Released" && l.status?.phase !== "Conflict",
       })),

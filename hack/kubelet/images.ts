@@ -116,8 +116,8 @@ function agentBundle(): string {
   const out = path.join(REPO_ROOT, "dist", "agent.js");
   const srcDir = path.join(REPO_ROOT, "agent");
   const newest = Math.max(
-    ...fs
-      .readdirSync(srcDir)
+    // Recursive: the planner's phases and the prober live in agent/phases and agent/probe.
+    ...(fs.readdirSync(srcDir, { recursive: true }) as string[])
       .filter(f => f.endsWith(".ts"))
       .map(f => fs.statSync(path.join(srcDir, f)).mtimeMs),
   );

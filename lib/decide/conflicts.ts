@@ -28,11 +28,18 @@ export function reportedConflicts(subnet: MacvlanSubnet): Map<string, ReportedCo
   return out;
 }
 
+/** On a Conflict lease from its creation (before its status says so): its MAC is not ours. */
+export const ANN_CONFLICT = "macvlan.dev/conflict";
+
 export function renderConflictLease(subnet: string, c: ReportedConflict): MacvlanLease {
   return {
     apiVersion: "macvlan.dev/v1alpha1",
     kind: "MacvlanLease",
-    metadata: { name: leaseName(subnet, c.ip), labels: { [LABEL_SUBNET]: subnet } },
+    metadata: {
+      name: leaseName(subnet, c.ip),
+      labels: { [LABEL_SUBNET]: subnet },
+      annotations: { [ANN_CONFLICT]: "true" },
+    },
     spec: { subnet, ip: c.ip, mac: c.mac, node: c.node, fixed: false },
   };
 }

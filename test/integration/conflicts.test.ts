@@ -7,6 +7,7 @@
 //   probe6  2001:db8:120::/64, pool ::10-::1f, foreign host at ::17
 import test from "ava";
 import { deploy } from "../../hack/module/deploy";
+import { leaseName } from "../../lib/ipam";
 import { getJson, httpServer, macvlanSubnet, testPod, waitFor, withCluster } from "./helpers";
 import { Capture, LAN_BRIDGE, LAN_HOST_NETNS, LAN_NETNS, LanFixtures } from "./helpers/network";
 
@@ -30,7 +31,7 @@ const NS = "conflicts";
 const FOREIGN4 = "198.18.120.13";
 const FOREIGN6 = "2001:db8:120::17";
 const HOLD_SECONDS = 6;
-const leaseName = (subnet: string, ip: string) => `${subnet}-${ip.replace(/[.:]/g, "-")}`;
+// The product's lease names (IPv6 addresses expanded: probe6-2001-0db8-…).
 let foreignMac = "";
 
 interface Lease {
@@ -100,7 +101,9 @@ test.serial(
   async t => {
     const c = cluster();
     const cap = await Capture.start(c, `netns/${LAN_NETNS}`, LAN_BRIDGE, ["arp"]);
-    const seconds = 10;
+    // Longer than the sweep interval (20 s here): with no unbound lease the pool is swept once
+    // per interval, so a shorter window may fall between two sweeps.
+    const seconds = 25;
     await new Promise(r => setTimeout(r, seconds * 1000));
     cap.stop();
     const probes = cap.lines.filter(l =>

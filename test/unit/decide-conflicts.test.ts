@@ -48,6 +48,11 @@ test("a reported address without a lease becomes a Conflict lease with the forei
     status: { phase: "Conflict", reservedAt: "2026-12-02T04:59:00Z" },
   });
   t.like(g[1], { op: "event", type: "Warning", reason: "AddressConflict" });
+  t.is(
+    g[0].op === "createLease" && g[0].lease.metadata?.annotations?.["macvlan.dev/conflict"],
+    "true",
+    "marked from creation, before its status says Conflict",
+  );
   t.is(g[0].op === "createLease" && g[0].lease.spec?.podRef, undefined, "no pod");
 });
 
