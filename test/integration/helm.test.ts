@@ -125,7 +125,10 @@ test.serial("kubectl macvlan subnets / why / doctor read the Helm-installed clus
   t.log(`$ kubectl macvlan subnets\n${subnets.out}`);
   t.is(subnets.code, 0, subnets.out);
   // The replicas' pre-leased pool addresses count as allocated too.
-  t.regex(subnets.out, /^lan\s+198\.18\.0\.0\/16\s+eth0\s+\[#+\.*\]\s+\d+% \d+\/51\s+\d+\s+0\s+2\/2 ready$/m);
+  t.regex(
+    subnets.out,
+    /^lan\s+198\.18\.0\.0\/16\s+eth0\s+\[#+\.*\]\s+\d+% \d+\/51\s+\d+\s+0\s+2\/2 ready$/m,
+  );
   const json = JSON.parse((await plugin(c, ["subnets", "-o", "json"])).out);
   t.is(json[0].allocated >= 1, true);
   const why = await waitFor(
