@@ -122,9 +122,13 @@ test.serial("kubectl macvlan subnets / why / doctor read the Helm-installed clus
     { timeoutMs: 120_000, what: "every agent reports lan ready" },
   );
   const subnets = await plugin(c, ["subnets"]);
-  t.is(subnets.code, 0, subnets.out);
-  t.regex(subnets.out, /^lan\s+198\.18\.0\.0\/16\s+\S+\s+\[#?\.+\]/m);
   t.log(`$ kubectl macvlan subnets\n${subnets.out}`);
+  t.is(subnets.code, 0, subnets.out);
+  // The replicas' pre-leased pool addresses count as allocated too.
+  t.regex(
+    subnets.out,
+    /^lan\s+198\.18\.0\.0\/16\s+eth0\s+\[#+\.*\]\s+\d+% \d+\/51\s+\d+\s+0\s+2\/2 ready$/m,
+  );
   const json = JSON.parse((await plugin(c, ["subnets", "-o", "json"])).out);
   t.is(json[0].allocated >= 1, true);
   const why = await waitFor(
@@ -133,7 +137,10 @@ test.serial("kubectl macvlan subnets / why / doctor read the Helm-installed clus
       return r.code === 0 && r;
     },
     { timeoutMs: 60_000, what: "why helm-a/web healthy" },
-  );
+  ).catch(async e => {
+    t.log((await plugin(c, ["why", "helm-a/web"])).out);
+    throw e;
+  });
   t.regex(why.out, /=> everything is in place/);
   t.log(`$ kubectl macvlan why helm-a/web\n${why.out}`);
   const doctor = await waitFor(
@@ -186,17 +193,15 @@ test.serial(
       },
     );
     const doctor = await plugin(c, ["doctor"]);
+    t.log(`$ kubectl macvlan doctor   (agent broken on purpose)\n${doctor.out}`);
     t.is(doctor.code, 1, doctor.out);
     t.regex(doctor.out, /\[FAIL\] agent +node \S+: no agent pod/);
     t.regex(doctor.out, /to fix:\n {2}1\. /);
-    t.log(`$ kubectl macvlan doctor   (agent broken on purpose)\n${doctor.out}`);
     const healed = await helm(c, [
       "upgrade",
       "pepr-macvlan",
       CHART,
-      "--reuse-values",
-      "--set",
-      "agent.nodeSelector=null",
+      "--reset-values",
       "--set",
       "logLevel=debug",
       "--wait",
