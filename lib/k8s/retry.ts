@@ -79,8 +79,12 @@ export async function retrying<T>(
   const now = hooks.now ?? Date.now;
   const sleep = hooks.sleep ?? ((ms: number) => new Promise<void>(r => setTimeout(r, ms)));
   const started = now();
-  const budgetEnd = deadlineStore.getStore();
-  const end = Math.min(started + policy.deadlineMs, budgetEnd ?? Infinity);
+  // Background work a request started (pool top-ups, timers) inherits its budget through
+  // AsyncLocalStorage: once that has passed, the request has been answered and the call is no
+  // longer part of it, so only the policy's own deadline applies.
+  const budget = deadlineStore.getStore();
+  const budgetEnd = budget !== undefined && budget > started ? budget : Infinity;
+  const end = Math.min(started + policy.deadlineMs, budgetEnd);
   const effective = { ...policy, deadlineMs: end - started };
   for (let attempt = 1; ; attempt++) {
     const timeout = Math.max(1, Math.min(policy.attemptTimeoutMs, end - now()));

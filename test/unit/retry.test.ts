@@ -211,3 +211,14 @@ test("createLeaseOnce: our earlier create that timed out is success; a first-att
   t.is(first, exists);
   t.is(gets, 0);
 });
+
+test("work a request started that runs after its budget has passed is bound by the policy alone", async t => {
+  const f = flaky([unreachable]);
+  const later = await withDeadline(50, async () => {
+    // e.g. a pool top-up or a timer the mutation started: it runs once the request is over
+    await new Promise(r => setTimeout(r, 80));
+    return retrying(POLICY, f.op, { sleep: async () => undefined });
+  });
+  t.is(later, "ok", "retried, not cut off by the expired budget");
+  t.deepEqual(f.calls, [POLICY.attemptTimeoutMs, POLICY.attemptTimeoutMs]);
+});
