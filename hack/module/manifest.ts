@@ -95,3 +95,21 @@ export function manifestWithEnv(text: string, env: Record<string, string>): stri
 export function invalidateModuleBuild(): void {
   fs.rmSync(STAMP, { force: true });
 }
+
+if (require.main === module) {
+  if (process.argv[2] !== "build") {
+    console.log("usage: npx tsx hack/module/manifest.ts build   (dist/ for the current sources)");
+    process.exitCode = 1;
+  } else {
+    ensureModuleBuilt(m => console.log(m)).then(
+      b =>
+        console.log(
+          b.built ? `module built in ${b.seconds.toFixed(1)} s` : "module build is current",
+        ),
+      e => {
+        console.error(e instanceof Error ? e.message : e);
+        process.exitCode = 1;
+      },
+    );
+  }
+}
