@@ -75,6 +75,9 @@ function agentManifest(): Json[] {
   };
   set("AGENT_RESYNC_SECONDS", "5");
   set("LOG_LEVEL", "info");
+  // Without the operator there are no leases: LAN conflict probing (agent/probe) would report
+  // every other pod's address as a foreign host and rewrite the status on its own schedule.
+  if (!WITH_OPERATOR) set("AGENT_PROBE", "false");
   return docs;
 }
 
