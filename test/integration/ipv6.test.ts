@@ -166,7 +166,10 @@ test.serial(
   async t => {
     const c = cluster();
     const nad = await getJson(c, ["net-attach-def", "-n", NS, "macvlan-far6"]);
-    const routes = JSON.parse(nad.spec.config).ipam.routes as { dst: string; gw?: string }[];
+    const routes = JSON.parse(nad.spec.config).plugins[0].ipam.routes as {
+      dst: string;
+      gw?: string;
+    }[];
     for (const ip of Object.values(NODE_IP6))
       t.deepEqual(
         routes.find(r => r.dst === `${ip}/128`),
@@ -178,7 +181,7 @@ test.serial(
     t.falsy(r.gateway, "the node is on-link, not behind the router");
     // lan6 contains the nodes: its connected /64 is on-link already, no extra route.
     const lan6 = await getJson(c, ["net-attach-def", "-n", NS, "macvlan-lan6"]);
-    const lanRoutes = JSON.parse(lan6.spec.config).ipam.routes as { dst: string }[];
+    const lanRoutes = JSON.parse(lan6.spec.config).plugins[0].ipam.routes as { dst: string }[];
     t.false(lanRoutes.some(x => x.dst.endsWith("/128")));
   },
 );
