@@ -81,7 +81,13 @@ test.serial(
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
     t.is(pkg.pepr.rbacMode, "scoped");
     const role = await getJson(c, ["clusterrole", "pepr-pepr-macvlan"]);
-    const key = (r: Json) => `${r.apiGroups.join(",")}/${r.resources.join(",")}`;
+    // A kind may have two rules (read all, patch only some names): resourceNames are part of the key.
+    const key = (r: Json) =>
+      [
+        r.apiGroups.join(","),
+        r.resources.join(","),
+        ...(r.resourceNames?.length ? [[...r.resourceNames].sort().join(",")] : []),
+      ].join("/");
     const norm = (r: Json) => ({
       key: key(r),
       verbs: [...r.verbs].sort(),
@@ -90,7 +96,7 @@ test.serial(
     const rendered = new Map<string, Json>(role.rules.map((r: Json) => [key(r), norm(r)]));
     // Pepr adds "watch" for watched kinds and "create" for its store CRD; everything else is ours.
     const added: Record<string, string[]> = {
-      "apiextensions.k8s.io/customresourcedefinitions": ["create"],
+      "apiextensions.k8s.io/customresourcedefinitions/peprstores.pepr.dev": ["create"],
     };
     t.deepEqual(
       [...rendered.keys()].sort(),
