@@ -225,15 +225,42 @@ async function takeOver(
   token: string,
 ): Promise<MacvlanLease | undefined> {
   const held = state.leaseByOwner(ownerKey(plan.owner!));
-  const [write] = takeoverWrites(held, plan.owner!, plan.subnet.metadata!.name!, podName, token);
-  if (write?.op !== "patchLease") return undefined;
-  try {
-    const taken = await port.patchLease(write.lease, write.spec, write.annotations);
-    state.leases.upsert(taken);
-    return taken;
-  } catch (e) {
-    if (!isConflict(e)) throw e;
-    Log.info(`sticky lease ${write.lease.name} changed while admitting ${podName}; leasing anew`);
-    return undefined;
+  const taken = await takeOverLease(port, held, plan, podName, token);
+  if (taken) state.leases.upsert(taken);
+  return taken;
+}
+
+/** Compare-and-swap attempts on the ordinal's lease before admission leases a new address. */
+export const TAKEOVER_ATTEMPTS = 3;
+
+/**
+ * Takes `held` (the cache's copy of the ordinal's lease) for the pod. A conflict means the copy
+ * was stale: the watcher had just marked it Reserved for the ordinal when the pod was deleted,
+ * which is exactly when the pod comes back. So read the lease again and retry, rather than
+ * leasing a second address for the ordinal; a lease gone or taken by another owner ends it.
+ */
+export async function takeOverLease(
+  port: KubePort,
+  held: MacvlanLease | undefined,
+  plan: LeaseRequestPlan,
+  podName: string | undefined,
+  token: string,
+): Promise<MacvlanLease | undefined> {
+  for (let attempt = 1; held; attempt++) {
+    const [write] = takeoverWrites(held, plan.owner!, plan.subnet.metadata!.name!, podName, token);
+    if (write?.op !== "patchLease") return undefined;
+    try {
+      return await port.patchLease(write.lease, write.spec, write.annotations);
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+      if (attempt >= TAKEOVER_ATTEMPTS) {
+        Log.info(
+          `sticky lease ${write.lease.name} kept changing while admitting ${podName}; leasing anew`,
+        );
+        return undefined;
+      }
+      held = await port.getLease(write.lease.name);
+    }
   }
+  return undefined;
 }
