@@ -197,7 +197,12 @@ test.serial(
       const route = await routeGet(c, `node/${node}`, ip);
       t.regex(route.dev, /^mvshim-/, `${node} routes ${ip} through its shim`);
       t.is(route.prefsrc, NODE_IP6[node], "with the node's own address as source");
-      t.true(await c.ping(`node/${node}`, ip), `${node} pings its pod ${name} (${ip})`);
+      // A pod seconds old may still be resolving its node's address (NDP) or ending DAD: one
+      // lost first echo failed a run; three echoes and 5 s for the first answer.
+      t.true(
+        await c.ping(`node/${node}`, ip, { count: 3, timeoutS: 5 }),
+        `${node} pings its pod ${name} (${ip})`,
+      );
       const r = await c.httpGet(`node/${node}`, url(ip));
       t.is(r.status, 200, `${node} → ${name} over TCP`);
       t.is(r.body.trim(), "ok");
