@@ -1,5 +1,11 @@
 // Which local pods have a macvlan address, and which (pure).
-import { ANN_IP, ANN_MULTUS_NETWORKS, ANN_NETWORK_STATUS, ANN_SUBNET, nadName } from "../lib/names";
+import {
+  ANN_IP,
+  ANN_MULTUS_NETWORKS,
+  ANN_NETWORK_STATUS,
+  ANN_SUBNET,
+  subnetsOfNadName,
+} from "../lib/names";
 import type { MacvlanSubnetSpec } from "../crds/types";
 import { parseNetworks, type NetworkSelection } from "../lib/multus";
 import { canonicalIP, cidrContains, parseCIDR } from "./ip";
@@ -44,8 +50,6 @@ interface NetworkStatusEntry {
   default?: boolean;
 }
 
-const NAD_PREFIX = nadName("");
-
 /** The network-status annotation: a JSON array of objects, else nothing. */
 function parseJSONArray<T>(s: string | undefined): T[] {
   if (!s) return [];
@@ -63,13 +67,28 @@ function parseSelections(annotation: string | undefined, podNamespace: string): 
   return parsed.ok ? parsed.selections : [];
 }
 
-/** `ns/macvlan-x` or `macvlan-x` → `x`; undefined for other networks. */
-function subnetOfNetworkName(name: string | undefined): string | undefined {
+/** The subnets a network name stands for: `ns/macvlan-x` → [x], `macvlan-x.y` → [x, y]. */
+function subnetsOfNetworkName(name: string | undefined): string[] | undefined {
   if (!name) return undefined;
   const base = name.includes("/") ? name.slice(name.lastIndexOf("/") + 1) : name;
-  return base.startsWith(NAD_PREFIX) && base.length > NAD_PREFIX.length
-    ? base.slice(NAD_PREFIX.length)
-    : undefined;
+  return subnetsOfNadName(base);
+}
+
+/** `ns/macvlan-x` or `macvlan-x` → `x` (a dual-stack pair's NAD: its first subnet). */
+const subnetOfNetworkName = (name: string | undefined) => subnetsOfNetworkName(name)?.[0];
+
+/** Whether the managed network of that name carries addresses of `subnet`. */
+const serves = (name: string | undefined, subnet: string) =>
+  !!subnetsOfNetworkName(name)?.includes(subnet);
+
+/**
+ * Every macvlan address of one pod: one, or one per family for a dual-stack pod
+ * (`macvlan.dev/subnet: a,b`), each resolved as resolvePodAddress does for its subnet.
+ */
+export function resolvePodAddresses(pod: PodLike, subnets: SubnetLike[]): PodResolution[] {
+  const named = (pod.metadata?.annotations?.[ANN_SUBNET] ?? "").split(",").map(x => x.trim());
+  if (named.length !== 2 || !named.every(Boolean)) return [resolvePodAddress(pod, subnets)];
+  return named.map(n => resolvePodAddress(pod, subnets, n));
 }
 
 const stripPrefix = (ip: string) => ip.split("/")[0];
@@ -91,7 +110,11 @@ export function isLivePodOn(pod: PodLike, node: string): boolean {
  * name (`macvlan-<subnet>`), else from the subnet whose CIDR holds the address (subnets never
  * overlap). The address must lie inside the subnet's CIDR.
  */
-export function resolvePodAddress(pod: PodLike, subnets: SubnetLike[]): PodResolution {
+export function resolvePodAddress(
+  pod: PodLike,
+  subnets: SubnetLike[],
+  only?: string,
+): PodResolution {
   const ann = pod.metadata?.annotations ?? {};
   const id = `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
   if (pod.spec?.hostNetwork) return { kind: "ignored", reason: "hostNetwork pod" };
@@ -107,22 +130,22 @@ export function resolvePodAddress(pod: PodLike, subnets: SubnetLike[]): PodResol
   if (!wantsMacvlan) return { kind: "ignored", reason: "no macvlan annotations" };
 
   let subnetName: string | undefined =
-    ann[ANN_SUBNET]?.trim() ||
+    only ||
+    ann[ANN_SUBNET]?.split(",")[0]?.trim() ||
     subnetOfNetworkName(managedSel?.name) ||
     subnetOfNetworkName(managedStatus?.name);
 
   // Candidate addresses, best first.
   const candidates: { ip: string; source: PodAddress["source"] }[] = [];
   const statusEntry =
-    (subnetName && statuses.find(s => subnetOfNetworkName(s.name) === subnetName)) ||
+    (subnetName && statuses.find(s => serves(s.name, subnetName!))) ||
     managedStatus ||
     statuses.find(s => s.interface === "net1");
   for (const ip of statusEntry?.ips ?? []) {
     const c = canonicalIP(stripPrefix(String(ip)));
     if (c) candidates.push({ ip: c, source: "network-status" });
   }
-  const selEntry =
-    (subnetName && selections.find(s => subnetOfNetworkName(s.name) === subnetName)) || managedSel;
+  const selEntry = (subnetName && selections.find(s => serves(s.name, subnetName!))) || managedSel;
   for (const ip of selEntry?.ips ?? []) {
     const c = canonicalIP(stripPrefix(String(ip)));
     if (c) candidates.push({ ip: c, source: "networks" });
@@ -131,9 +154,13 @@ export function resolvePodAddress(pod: PodLike, subnets: SubnetLike[]): PodResol
     .split(",")
     .map(x => x.trim())
     .filter(Boolean);
-  if (annIPs.length === 1) {
-    const c = canonicalIP(stripPrefix(annIPs[0]));
-    if (c) candidates.push({ ip: c, source: "annotation" });
+  // One address, or a dual-stack pod's two (the one inside the subnet is taken below); a list of
+  // fixed IPs to choose from is not an address.
+  if (annIPs.length === 1 || (only && annIPs.length === 2)) {
+    for (const ip of annIPs) {
+      const c = canonicalIP(stripPrefix(ip));
+      if (c) candidates.push({ ip: c, source: "annotation" });
+    }
   }
 
   if (!subnetName) {

@@ -11,7 +11,7 @@ import { describe, getIfExists } from "../lib/k8s/errors";
 import { Allocator, allocatorFromLeases, observeLease } from "../lib/decide/allocators";
 import { NamespaceInfo } from "../lib/selection";
 import { settings } from "../lib/mode";
-import { ownerKey } from "../lib/owner";
+import { stickyKey } from "../lib/owner";
 
 interface PoolEntry {
   generation: number;
@@ -39,10 +39,10 @@ export class ClusterState {
   #onLease(lease: MacvlanLease, phase: Phase, previous?: MacvlanLease): void {
     const name = lease.metadata!.name!;
     // The owner index points at one lease per ordinal: drop a mapping only if it is this lease's.
-    const before = previous?.spec?.owner && ownerKey(previous.spec.owner);
+    const before = previous?.spec?.owner && stickyKey(previous.spec.owner, previous.spec.ip);
     if (before && this.#byOwner.get(before) === name) this.#byOwner.delete(before);
     const owner = lease.spec?.owner;
-    if (owner && phase !== "DELETED") this.#byOwner.set(ownerKey(owner), name);
+    if (owner && phase !== "DELETED") this.#byOwner.set(stickyKey(owner, lease.spec?.ip), name);
     const entry = this.#pools.get(lease.spec?.subnet ?? "");
     if (!entry) return;
     try {

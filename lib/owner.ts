@@ -23,6 +23,15 @@ export function stickyOwnerOf(pod: OwnedPod, namespace: string): LeaseOwner | un
 export const ownerKey = (o: Pick<LeaseOwner, "namespace" | "name" | "ordinal">) =>
   `${o.namespace}/${o.name}/${o.ordinal}`;
 
+/**
+ * The key of an ordinal's lease in one IP family: a dual-stack ordinal holds one lease per family,
+ * and neither supersedes the other (a second lease of the same family does).
+ */
+export const stickyKey = (
+  o: Pick<LeaseOwner, "namespace" | "name" | "ordinal">,
+  ipOrCidr: string | undefined,
+) => `${ownerKey(o)}/${ipOrCidr?.includes(":") ? 6 : 4}`;
+
 /** Whether a StatefulSet (or its absence) still wants the ordinal held. */
 export function ownerStillWants(
   owner: LeaseOwner,

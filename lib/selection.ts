@@ -1,20 +1,36 @@
 // Which subnet a pod asks for, and whether its namespace may use it (design.md §2, opt-in).
 import { LabelSelector, MacvlanSubnet } from "../crds/types";
-import { ANN_SUBNET, LABEL_SUBNET } from "./names";
+import { ANN_SUBNET, LABEL_SUBNET, LABEL_SUBNET_DUAL } from "./names";
 
 export interface NamespaceInfo {
   name: string;
   labels: Record<string, string>;
 }
 
-/** The subnet a pod wants: its own annotation wins over the namespace's opt-in label. */
+/**
+ * The subnets a pod wants, first the one its net1 is named after: its own annotation wins over
+ * the namespace's opt-in label. Two names (annotation `lan,lan6`, or the namespace's
+ * `macvlan.dev/subnet-dual` label beside `macvlan.dev/subnet`) ask for dual stack; whether the
+ * pair is valid (two families, one parent) is admission's to decide. Empty: not opted in.
+ */
+export function requestedSubnets(
+  podAnnotations: Record<string, string> | undefined,
+  namespace: NamespaceInfo,
+): string[] {
+  const fromPod = podAnnotations?.[ANN_SUBNET]?.trim();
+  if (fromPod) return fromPod.split(",").map(s => s.trim());
+  const primary = namespace.labels[LABEL_SUBNET]?.trim();
+  if (!primary) return [];
+  const dual = namespace.labels[LABEL_SUBNET_DUAL]?.trim();
+  return dual ? [primary, dual] : [primary];
+}
+
+/** The subnet a pod's net1 is named after (the first it asks for). */
 export function requestedSubnet(
   podAnnotations: Record<string, string> | undefined,
   namespace: NamespaceInfo,
 ): string | undefined {
-  const fromPod = podAnnotations?.[ANN_SUBNET]?.trim();
-  if (fromPod) return fromPod;
-  return namespace.labels[LABEL_SUBNET]?.trim() || undefined;
+  return requestedSubnets(podAnnotations, namespace)[0] || undefined;
 }
 
 export function matchesSelector(labels: Record<string, string>, selector: LabelSelector): boolean {

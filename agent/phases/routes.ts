@@ -3,7 +3,7 @@
 import { hostPrefix } from "../ip";
 import {
   isLivePodOn,
-  resolvePodAddress,
+  resolvePodAddresses,
   type PodAddress,
   type PodLike,
   type SubnetLike,
@@ -31,11 +31,12 @@ export function localPods(node: string, pods: PodLike[], subnets: SubnetLike[]):
   const seen = new Set<string>();
   for (const pod of pods) {
     if (!isLivePodOn(pod, node)) continue;
-    const r = resolvePodAddress(pod, subnets);
-    if (r.kind === "unresolved") unresolved.push({ pod: r.pod, reason: r.reason });
-    if (r.kind !== "address" || seen.has(r.address.ip)) continue;
-    seen.add(r.address.ip);
-    out.push(r.address);
+    for (const r of resolvePodAddresses(pod, subnets)) {
+      if (r.kind === "unresolved") unresolved.push({ pod: r.pod, reason: r.reason });
+      if (r.kind !== "address" || seen.has(r.address.ip)) continue;
+      seen.add(r.address.ip);
+      out.push(r.address);
+    }
   }
   out.sort((a, b) => a.ip.localeCompare(b.ip));
   return { pods: out, unresolved };

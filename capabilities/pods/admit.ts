@@ -19,7 +19,8 @@ import {
   takeoverWrites,
 } from "../../lib/decide/admit";
 import { renderLease } from "../../lib/render/lease";
-import { ownerKey } from "../../lib/owner";
+import { stickyKey } from "../../lib/owner";
+import { managedNadName } from "../../lib/render/nad";
 import { leaseName, macFor, isIpamError, SubnetAllocator } from "../../lib/ipam";
 import { macProblem } from "../../lib/decide/repair";
 import { requestedSubnet } from "../../lib/selection";
@@ -63,16 +64,17 @@ export async function assignAddress(
     if (plan.kind === "deny") throw new Refusal(plan.message);
     const dryRun = req.Request.dryRun === true;
     timer.mark("plan");
-    const lease = await leaseFor(req, plan, namespace, port, dryRun);
+    const [lease, dualLease] = await leasesFor(req, plan, namespace, port, dryRun);
     timer.mark("lease");
     const annotations = podAnnotationsFor(
       plan,
       lease,
       namespace,
       req.Raw.metadata?.annotations?.[ANN_MULTUS_NETWORKS],
+      dualLease,
     );
     for (const [key, value] of Object.entries(annotations)) req.SetAnnotation(key, value);
-    if (!dryRun) await ensureNad(plan.subnet, namespace);
+    if (!dryRun) await ensureNad(plan.subnet, namespace, { dual: plan.dual?.subnet });
     timer.mark("nad");
     recordAllocation(started);
     Log.debug({ namespace, ip: lease.spec?.ip, ms: timer.steps }, "pepr-macvlan admission steps");
@@ -102,13 +104,17 @@ export function denyProtectedChange(req: PeprValidateRequest<a.Pod>) {
   return refusal ? req.Deny(refusal, 422) : req.Approve();
 }
 
-async function leaseFor(
+/**
+ * The pod's lease, and with dual stack the other family's (same MAC, same token, both naming the
+ * pair's NAD). A denial of the second family leases neither: the first lease is taken back.
+ */
+async function leasesFor(
   req: PeprMutateRequest<a.Pod>,
   plan: LeaseRequestPlan,
   namespace: string,
   port: KubePort,
   dryRun: boolean,
-): Promise<MacvlanLease> {
+): Promise<[MacvlanLease, MacvlanLease?]> {
   // The sticky takeover and the allocator both read the lease cache: wait until it is whole.
   if (!(await state.ready(5000))) {
     throw new Refusal(
@@ -116,6 +122,50 @@ async function leaseFor(
     );
   }
   const token = randomBytes(8).toString("hex");
+  const nad = plan.dual ? managedNadName(plan.subnet, plan.dual.subnet) : undefined;
+  const first = await leaseFor(req, plan, namespace, port, dryRun, { token, nad });
+  if (!plan.dual) return [first];
+  const second: LeaseRequestPlan = {
+    ...plan,
+    ...plan.dual,
+    mac: first.spec!.mac,
+    dual: undefined,
+  };
+  try {
+    return [first, await leaseFor(req, second, namespace, port, dryRun, { token, nad })];
+  } catch (e) {
+    if (!dryRun) await takeBack(first, port);
+    throw e;
+  }
+}
+
+/**
+ * Deletes a lease admission just made for a pod it then denied. A StatefulSet ordinal's lease
+ * stays: it is the ordinal's either way, and the next try of the pod takes it over.
+ */
+async function takeBack(lease: MacvlanLease, port: KubePort): Promise<void> {
+  if (lease.spec?.owner) return;
+  try {
+    await port.deleteLease({
+      name: lease.metadata!.name!,
+      uid: lease.metadata?.uid,
+      resourceVersion: lease.metadata?.resourceVersion,
+    });
+    state.leases.forget(lease);
+  } catch (e) {
+    // The resync reclaims a Reserved lease no pod claims after the TTL.
+    Log.warn(`could not take back lease ${lease.metadata?.name}: ${describe(e)}`);
+  }
+}
+
+async function leaseFor(
+  req: PeprMutateRequest<a.Pod>,
+  plan: LeaseRequestPlan,
+  namespace: string,
+  port: KubePort,
+  dryRun: boolean,
+  { token, nad }: { token: string; nad?: string },
+): Promise<MacvlanLease> {
   const podName = req.Raw.metadata?.name;
   const subnetName = plan.subnet.metadata!.name!;
   if (plan.owner && !dryRun) {
@@ -123,7 +173,7 @@ async function leaseFor(
     if (taken) return taken;
   }
   // Any free address, default MAC, no sticky owner: a pre-leased one, with no API request.
-  if (!plan.owner && !plan.fixedIps.length && !plan.mac && !dryRun) {
+  if (!plan.owner && !plan.fixedIps.length && !plan.mac && !plan.dual && !dryRun) {
     const pooled = pool.take(plan.subnet, namespace, podName);
     recordPoolUse(!!pooled);
     if (pooled) return pooled;
@@ -142,6 +192,7 @@ async function leaseFor(
       owner: plan.owner,
       fixed,
       token,
+      nad,
     });
   };
   if (plan.fixedIps.length) return leaseFixed(plan, allocator, build, port, dryRun);
@@ -224,7 +275,7 @@ async function takeOver(
   podName: string | undefined,
   token: string,
 ): Promise<MacvlanLease | undefined> {
-  const held = state.leaseByOwner(ownerKey(plan.owner!));
+  const held = state.leaseByOwner(stickyKey(plan.owner!, plan.subnet.spec?.cidr));
   const taken = await takeOverLease(port, held, plan, podName, token);
   if (taken) state.leases.upsert(taken);
   return taken;

@@ -2,7 +2,9 @@
 import { a, K8s, Log } from "pepr";
 import { ANN_EXPOSE, ANN_IP } from "../../lib/names";
 import {
+  ADDRESS_TYPES,
   macvlanServiceName,
+  sliceName,
   PodView,
   renderEndpointSlice,
   renderHeadlessService,
@@ -30,14 +32,15 @@ function serviceView(svc: a.Service): ServiceView {
   };
 }
 
-/** The pod's address as its Bound lease records it: never what the pod's annotations claim. */
-export function boundAddressOf(pod: a.Pod, leases: Iterable<MacvlanLease>): string | undefined {
+/** The pod's addresses as its Bound leases record them: never what the pod's annotations claim. */
+export function boundAddressesOf(pod: a.Pod, leases: Iterable<MacvlanLease>): string[] {
   const uid = pod.metadata?.uid;
-  if (!uid) return undefined;
+  if (!uid) return [];
+  const out: string[] = [];
   for (const lease of leases) {
-    if (lease.spec?.podRef?.uid === uid && lease.status?.phase === "Bound") return lease.spec.ip;
+    if (lease.spec?.podRef?.uid === uid && lease.status?.phase === "Bound") out.push(lease.spec.ip);
   }
-  return undefined;
+  return out;
 }
 
 export function podView(
@@ -49,7 +52,7 @@ export function podView(
     namespace: pod.metadata!.namespace!,
     uid: pod.metadata!.uid!,
     labels: pod.metadata?.labels ?? {},
-    ip: boundAddressOf(pod, leases),
+    ips: boundAddressesOf(pod, leases),
     ready:
       !pod.metadata?.deletionTimestamp &&
       (pod.status?.conditions ?? []).some(c => c.type === "Ready" && c.status === "True"),
@@ -74,7 +77,8 @@ export async function reconcileService(svc: a.Service): Promise<void> {
   if (!current || current.metadata?.deletionTimestamp || !isExposed(current)) {
     // Owner references clean up after a deleted Service; an un-annotated one we clean ourselves.
     if (current) {
-      await K8s(a.EndpointSlice, { namespace: ns }).Delete(name);
+      for (const type of ADDRESS_TYPES)
+        await K8s(a.EndpointSlice, { namespace: ns }).Delete(sliceName(svc.metadata!.name!, type));
       await K8s(a.Service, { namespace: ns }).Delete(name);
     }
     return;
@@ -82,18 +86,20 @@ export async function reconcileService(svc: a.Service): Promise<void> {
   const view = serviceView(current);
   const leases = watchCaches.leases.list().filter(l => l.spec?.podRef?.namespace === ns);
   const pods = (await K8s(a.Pod, { namespace: ns }).Get()).items.map(p => podView(p, leases));
-  const family = pods.find(p => p.ip)?.ip?.includes(":") ? "IPv6" : "IPv4";
   await K8s(a.Service).Apply(renderHeadlessService(view) as a.Service, { force: true });
-  await K8s(a.EndpointSlice).Apply(
-    renderEndpointSlice(view, pods, family) as unknown as a.EndpointSlice,
-    { force: true },
-  );
+  for (const type of ADDRESS_TYPES) {
+    await K8s(a.EndpointSlice).Apply(
+      renderEndpointSlice(view, pods, type) as unknown as a.EndpointSlice,
+      { force: true },
+    );
+  }
   Log.debug(`service ${ns}/${name} rendered`);
 }
 
 /** A pod changed: refresh the exposed Services in its namespace that select it. */
 export async function refreshServicesFor(pod: a.Pod): Promise<void> {
-  if (!boundAddressOf(pod, cachedLeasesFor(pod)) && !pod.metadata?.annotations?.[ANN_IP]) return;
+  if (!boundAddressesOf(pod, cachedLeasesFor(pod)).length && !pod.metadata?.annotations?.[ANN_IP])
+    return;
   const ns = pod.metadata!.namespace!;
   for (const svc of watchCaches.services.list()) {
     if (svc.metadata?.namespace !== ns) continue;

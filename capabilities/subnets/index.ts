@@ -4,7 +4,7 @@ import { forgetNad } from "./nads";
 import { addFinalizer, reconcileSubnet } from "./reconcile";
 import { validateSubnetRequest } from "./validate";
 import { scheduleSubnetReconcile } from "./schedule";
-import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY } from "../../lib/names";
+import { LABEL_MANAGED_BY, LABEL_SUBNET, LABEL_SUBNET_DUAL, MANAGED_BY } from "../../lib/names";
 
 export const Subnets = new Capability({
   name: "macvlan-subnets",
@@ -26,14 +26,17 @@ When(MacvlanLease)
   .Watch(lease => scheduleSubnetReconcile(lease.spec?.subnet ?? ""));
 When(a.Namespace)
   .IsCreatedOrUpdated()
-  .Watch(ns => scheduleSubnetReconcile(ns.metadata?.labels?.[LABEL_SUBNET] ?? ""));
+  .Watch(ns => {
+    for (const label of [LABEL_SUBNET, LABEL_SUBNET_DUAL])
+      scheduleSubnetReconcile(ns.metadata?.labels?.[label] ?? "");
+  });
 // A managed NAD deleted or edited by someone else: apply it again (a tenant may not swap its IPAM).
 When(NetworkAttachmentDefinition)
   .IsDeleted()
   .WithLabel(LABEL_MANAGED_BY, MANAGED_BY)
   .Watch(nad => {
     const subnet = nad.metadata?.labels?.[LABEL_SUBNET] ?? "";
-    forgetNad(nad.metadata?.namespace ?? "", subnet);
+    forgetNad(nad.metadata?.namespace ?? "", nad.metadata?.name ?? "");
     scheduleSubnetReconcile(subnet, { force: true });
   });
 When(NetworkAttachmentDefinition)

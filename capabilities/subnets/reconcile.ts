@@ -12,7 +12,9 @@ import { GROUP, SubnetGVK, VERSION } from "../../crds/types";
 import { applyWrites } from "../k8s/apply";
 import { preconditionOf, subnetTarget } from "../../lib/decide/writes";
 import { recordSubnetCounts } from "../metrics";
-import { LABEL_POD_NAMESPACE, LABEL_SUBNET, SUBNET_FINALIZER } from "../../lib/names";
+import { LABEL_SUBNET, LABEL_SUBNET_DUAL, SUBNET_FINALIZER } from "../../lib/names";
+import { wantedNads } from "../../lib/decide/nads";
+import { dualPairProblem } from "../../lib/decide/admit";
 import { countStatus } from "../../lib/decide/subnet-status";
 import { planConflictLeases } from "../../lib/decide/conflicts";
 
@@ -43,29 +45,57 @@ export async function reconcileSubnet(
     await finishDeletion(subnet, leases);
     return;
   }
-  const users = new Set(
-    leases.map(l => l.metadata?.labels?.[LABEL_POD_NAMESPACE] ?? l.spec?.podRef?.namespace ?? ""),
-  );
-  const labelled = await kubeRequest<List<a.Namespace>>("GET", paths.core("namespaces"), {
-    query: { labelSelector: `${LABEL_SUBNET}=${name}` },
-  });
-  for (const ns of labelled.items) users.add(ns.metadata!.name!);
-  users.delete("");
-  for (const ns of users) {
-    if (!(await namespaceExists(ns))) continue;
-    await ensureNad(subnet, ns, { force: opts.forceNads });
-  }
-  const removed = await pruneNads(name, users);
+  const removed = await reconcileNads(subnet, leases, opts);
   if (removed.length) {
     await emitEvent(
       subnetTarget(subnet),
       "Normal",
       "NadRemoved",
-      `removed the unused NAD from ${removed.join(", ")}`,
+      `removed the unused NAD(s) ${removed.join(", ")}`,
     );
   }
   await recordConflicts(subnet, leases);
   await writeStatus(subnet, leases);
+}
+
+/** Applies the NADs the subnet takes part in (lib/decide/nads.ts), prunes the rest. */
+async function reconcileNads(
+  subnet: MacvlanSubnet,
+  leases: MacvlanLease[],
+  opts: { forceNads?: boolean },
+): Promise<string[]> {
+  const name = subnet.metadata!.name!;
+  const labelled = await Promise.all(
+    [LABEL_SUBNET, LABEL_SUBNET_DUAL].map(label =>
+      kubeRequest<List<a.Namespace>>("GET", paths.core("namespaces"), {
+        query: { labelSelector: `${label}=${name}` },
+      }),
+    ),
+  );
+  const namespaces = labelled
+    .flatMap(l => l.items)
+    .map(ns => ({ name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} }));
+  const keep = new Set<string>();
+  for (const nad of wantedNads(name, leases, namespaces)) {
+    if (!(await namespaceExists(nad.namespace))) continue;
+    const pair = nad.subnets.length === 2 ? await pairOf(nad.subnets, subnet) : undefined;
+    if (nad.subnets.length === 2 && !pair) continue; // partner gone or not a valid pair: pruned
+    keep.add(`${nad.namespace}/${nad.name}`);
+    await ensureNad(pair?.[0] ?? subnet, nad.namespace, { force: opts.forceNads, dual: pair?.[1] });
+  }
+  return pruneNads(name, keep);
+}
+
+/** Both subnets of a dual-stack pair, if both exist, are not being deleted and make a pair. */
+async function pairOf(
+  names: [string, string],
+  known: MacvlanSubnet,
+): Promise<[MacvlanSubnet, MacvlanSubnet] | undefined> {
+  const read = (n: string) => (n === known.metadata?.name ? known : kfcPort.getSubnet(n));
+  const [a, b] = await Promise.all(names.map(read));
+  if (!a?.spec || !b?.spec || a.metadata?.deletionTimestamp || b.metadata?.deletionTimestamp)
+    return undefined;
+  return dualPairProblem(a, b) ? undefined : [a, b];
 }
 
 /** Conflict leases for the addresses the agents find in use on the LAN (lib/decide/conflicts.ts). */

@@ -5,7 +5,8 @@ import { LeaseOwner, MacvlanLease, MacvlanSubnet } from "../../crds/types";
 import { managedReferences, parseNetworks } from "../multus";
 import { mergeSelections, renderSelection } from "../render/multus";
 import { ownerKey, stickyOwnerOf } from "../owner";
-import { NamespaceInfo, namespaceAllowed, requestedSubnet } from "../selection";
+import { NamespaceInfo, namespaceAllowed, requestedSubnets } from "../selection";
+import { effectiveParent } from "../validation/parent";
 import { parseUnicastMac } from "../ipam";
 import {
   ANN_IP,
@@ -16,7 +17,10 @@ import {
   ANN_SINGLE_NIC,
   ANN_SUBNET,
   LABEL_SUBNET,
+  LABEL_SUBNET_DUAL,
+  dualNadName,
   nadName,
+  subnetsOfNadName,
 } from "../names";
 import { PodSnapshot } from "./pods";
 import { Write } from "./writes";
@@ -31,15 +35,21 @@ export interface AdmissionSnapshot {
   subnets: ReadonlyMap<string, MacvlanSubnet>;
 }
 
-export interface LeaseRequestPlan {
-  kind: "lease";
+/** One family's part of a lease request: the subnet and the fixed IPs asked for in it. */
+export interface FamilyRequest {
   subnet: MacvlanSubnet;
   /** Fixed IPs to choose from, in order; empty: any free address of the pool. */
   fixedIps: string[];
+}
+
+export interface LeaseRequestPlan extends FamilyRequest {
+  kind: "lease";
   /** A fixed MAC (canonical), else derived from subnet and IP. */
   mac?: string;
   owner?: LeaseOwner;
   singleNic: boolean;
+  /** Dual stack: the other family's subnet, leased on the same net1 with the same MAC. */
+  dual?: FamilyRequest;
 }
 
 export type AdmissionPlan = { kind: "skip" } | { kind: "deny"; message: string } | LeaseRequestPlan;
@@ -51,25 +61,10 @@ export function planAdmission(s: AdmissionSnapshot): AdmissionPlan {
   const annotations = s.pod.metadata?.annotations ?? {};
   const bypass = bypassRefusal(annotations, s.namespace, s.subnets);
   if (bypass) return deny(bypass);
-  const subnetName = s.namespaceInfo && requestedSubnet(annotations, s.namespaceInfo);
-  if (!subnetName) return { kind: "skip" };
-  const subnet = s.subnets.get(subnetName);
-  if (!subnet?.spec) {
-    return deny(
-      `MacvlanSubnet "${subnetName}" (asked for by namespace "${s.namespace}" or the pod's ${ANN_SUBNET} annotation) ` +
-        `does not exist: create it (kubectl get mvs lists them) or fix the ${LABEL_SUBNET} label / annotation`,
-    );
-  }
-  if (subnet.metadata?.deletionTimestamp)
-    return deny(
-      `MacvlanSubnet "${subnetName}" is being deleted: no new addresses are handed out from it`,
-    );
-  if (!namespaceAllowed(subnet, s.namespaceInfo!)) {
-    return deny(
-      `namespace "${s.namespace}" may not use MacvlanSubnet "${subnetName}": add it to spec.namespaces or ` +
-        `match spec.namespaceSelector of the subnet, or pick another subnet with the ${ANN_SUBNET} annotation`,
-    );
-  }
+  const names = s.namespaceInfo ? requestedSubnets(annotations, s.namespaceInfo) : [];
+  if (!names.length) return { kind: "skip" };
+  const chosen = chooseSubnets(names, s);
+  if (typeof chosen === "string") return deny(chosen);
   const networks = parseNetworks(annotations[ANN_MULTUS_NETWORKS], s.namespace);
   if (!networks.ok) {
     return deny(
@@ -88,14 +83,87 @@ export function planAdmission(s: AdmissionSnapshot): AdmissionPlan {
     .split(",")
     .map(ip => ip.trim())
     .filter(Boolean);
+  const [subnet, dual] = chosen;
+  // Dual stack: each fixed IP goes to the subnet of its family.
+  const ofFamily = (sub: MacvlanSubnet) =>
+    dual ? fixedIps.filter(ip => familyOfIp(ip) === familyOf(sub)) : fixedIps;
   return {
     kind: "lease",
     subnet,
-    fixedIps,
+    fixedIps: ofFamily(subnet),
+    ...(dual ? { dual: { subnet: dual, fixedIps: ofFamily(dual) } } : {}),
     mac,
     owner: stickyOwnerOf(s.pod, s.namespace),
     singleNic: annotations[ANN_SINGLE_NIC] === "true",
   };
+}
+
+const familyOf = (subnet: MacvlanSubnet) => (subnet.spec?.cidr?.includes(":") ? 6 : 4);
+const familyOfIp = (ip: string) => (ip.includes(":") ? 6 : 4);
+
+/** The subnets named, checked (exist, usable by the namespace, a valid pair); or the refusal. */
+function chooseSubnets(
+  names: string[],
+  s: AdmissionSnapshot,
+): [MacvlanSubnet] | [MacvlanSubnet, MacvlanSubnet] | string {
+  if (names.length > 2 || names.some(n => !n) || new Set(names).size < names.length) {
+    return (
+      `${ANN_SUBNET} "${names.join(",")}" must name one subnet, or two of different IP families ` +
+      `for dual stack (e.g. "lan,lan6")`
+    );
+  }
+  const subnets: MacvlanSubnet[] = [];
+  for (const name of names) {
+    const subnet = s.subnets.get(name);
+    const refusal = subnetRefusal(name, subnet, s);
+    if (refusal) return refusal;
+    subnets.push(subnet!);
+  }
+  if (subnets.length === 1) return [subnets[0]];
+  const [a, b] = subnets;
+  const pairProblem = dualPairProblem(a, b);
+  return pairProblem
+    ? `dual stack on MacvlanSubnets "${names[0]}" and "${names[1]}": ${pairProblem}`
+    : [a, b];
+}
+
+function subnetRefusal(
+  name: string,
+  subnet: MacvlanSubnet | undefined,
+  s: AdmissionSnapshot,
+): string | undefined {
+  if (!subnet?.spec) {
+    return (
+      `MacvlanSubnet "${name}" (asked for by namespace "${s.namespace}" or the pod's ${ANN_SUBNET} annotation) ` +
+      `does not exist: create it (kubectl get mvs lists them) or fix the ${LABEL_SUBNET} / ${LABEL_SUBNET_DUAL} label or annotation`
+    );
+  }
+  if (subnet.metadata?.deletionTimestamp)
+    return `MacvlanSubnet "${name}" is being deleted: no new addresses are handed out from it`;
+  if (!namespaceAllowed(subnet, s.namespaceInfo!)) {
+    return (
+      `namespace "${s.namespace}" may not use MacvlanSubnet "${name}": add it to spec.namespaces or ` +
+      `match spec.namespaceSelector of the subnet, or pick another subnet with the ${ANN_SUBNET} annotation`
+    );
+  }
+  return undefined;
+}
+
+/** Why two subnets cannot share one net1 (the first one's NAD settings are used), if they cannot. */
+export function dualPairProblem(a: MacvlanSubnet, b: MacvlanSubnet): string | undefined {
+  if (familyOf(a) === familyOf(b))
+    return `both are IPv${familyOf(a)}: name one IPv4 and one IPv6 subnet`;
+  const pa = effectiveParent(a.spec!);
+  const pb = effectiveParent(b.spec!);
+  if (pa !== pb) return `they are on different parents (${pa}, ${pb}): one net1 has one parent`;
+  const nad = dualNadName(a.metadata!.name!, b.metadata!.name!);
+  if (nad.length > 63)
+    return `the pair's NAD name ${nad} is longer than the 63 characters Multus takes: use shorter subnet names`;
+  if ((a.spec!.mode ?? "bridge") !== (b.spec!.mode ?? "bridge"))
+    return `their macvlan modes differ (${a.spec!.mode ?? "bridge"}, ${b.spec!.mode ?? "bridge"})`;
+  if (a.spec!.mtu !== b.spec!.mtu)
+    return `their MTUs differ (${a.spec!.mtu ?? "default"}, ${b.spec!.mtu ?? "default"})`;
+  return undefined;
 }
 
 /**
@@ -109,12 +177,17 @@ function bypassRefusal(
   subnets: ReadonlyMap<string, MacvlanSubnet>,
 ): string | undefined {
   const managedNames = new Map([...subnets.keys()].map(name => [nadName(name), name]));
-  const { refs, unparseable } = managedReferences(annotations, namespace, (_ns, name) =>
-    managedNames.has(name),
+  // A dual-stack NAD (`macvlan-<subnet>--<other>`) is managed too: it takes `ips` the same way.
+  const managedSubnet = (name: string) =>
+    managedNames.get(name) ?? subnetsOfNadName(name)?.find(n => subnets.has(n));
+  const { refs, unparseable } = managedReferences(
+    annotations,
+    namespace,
+    (_ns, name) => managedSubnet(name) !== undefined,
   );
   if (refs.length) {
     const ref = refs[0];
-    const subnet = managedNames.get(ref.name)!;
+    const subnet = managedSubnet(ref.name)!;
     return (
       `the pod names the managed network "${ref.namespace}/${ref.name}" in ${ref.annotation}: ` +
       `remove it and let pepr-macvlan lease the address (set ${ANN_SUBNET}: ${subnet} ` +
@@ -135,20 +208,30 @@ function bypassRefusal(
   return undefined;
 }
 
-/** The annotations admission writes on the pod for its lease. */
+/**
+ * The annotations admission writes on the pod for its lease (and, dual stack, the other family's
+ * lease: same MAC, same token, listed second).
+ */
 export function podAnnotationsFor(
   plan: LeaseRequestPlan,
   lease: MacvlanLease,
   namespace: string,
   existingNetworks: string | undefined,
+  dualLease?: MacvlanLease,
 ): Record<string, string> {
   const { ip, mac } = lease.spec!;
-  const ours = renderSelection(plan.subnet, namespace, ip, mac, { singleNic: plan.singleNic });
+  const dual =
+    plan.dual && dualLease ? { subnet: plan.dual.subnet, ip: dualLease.spec!.ip } : undefined;
+  const ours = renderSelection(plan.subnet, namespace, ip, mac, {
+    singleNic: plan.singleNic,
+    dual,
+  });
   const parsed = parseNetworks(existingNetworks, namespace);
   const existing = parsed.ok ? parsed.selections : [];
+  const names = [plan.subnet.metadata!.name!, ...(dual ? [dual.subnet.metadata!.name!] : [])];
   const out: Record<string, string> = {
-    [ANN_SUBNET]: plan.subnet.metadata!.name!,
-    [ANN_IP]: ip,
+    [ANN_SUBNET]: names.join(","),
+    [ANN_IP]: [ip, ...(dual ? [dual.ip] : [])].join(","),
     [ANN_MAC]: mac,
     [ANN_RESERVATION]: lease.metadata!.annotations![ANN_RESERVATION],
   };

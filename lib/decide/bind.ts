@@ -6,7 +6,7 @@ import { leaseName } from "../ipam";
 import { renderLease } from "../render/lease";
 import { stickyOwnerOf } from "../owner";
 import { NamespaceInfo, namespaceAllowed } from "../selection";
-import { PodClaim, PodSnapshot, claimOf, isBoundTo, podId, tokenOf } from "./pods";
+import { PodClaim, PodSnapshot, claimsOf, isBoundTo, podId, tokenOf } from "./pods";
 import { claimedMetadata, isPoolLease } from "./pool";
 import { Write, event, podTarget, preconditionOf } from "./writes";
 
@@ -45,7 +45,9 @@ export function bindWrites(pod: PodSnapshot, lease: MacvlanLease, now: Date): Wr
       },
     },
   ];
-  const claim = claimOf(pod);
+  // The pod's claim of this lease's family (dual stack claims two), or its only claim.
+  const claims = claimsOf(pod);
+  const claim = claims.find(c => c.subnet === lease.spec?.subnet) ?? claims[0];
   if (claim && (claim.ip !== lease.spec?.ip || claim.subnet !== lease.spec?.subnet)) {
     writes.push(tamperedEvent(pod, claim, lease));
   }
@@ -94,9 +96,8 @@ export interface RepairContext {
  * made again (lost lease, restored etcd); anything else only gets a Warning Event: annotations
  * are input, never truth, so no one squats an address or another tenant's subnet by writing them.
  */
-export function repairMissingLease(pod: PodSnapshot, ctx: RepairContext): Write[] {
-  const claim = claimOf(pod);
-  if (!claim || pod.metadata?.deletionTimestamp || !pod.metadata?.uid) return [];
+export function repairMissingLease(pod: PodSnapshot, claim: PodClaim, ctx: RepairContext): Write[] {
+  if (pod.metadata?.deletionTimestamp || !pod.metadata?.uid) return [];
   const refusal = repairRefusal(claim, ctx);
   if (refusal) {
     return [

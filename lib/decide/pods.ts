@@ -26,12 +26,26 @@ export interface PodClaim {
   token?: string;
 }
 
-export function claimOf(pod: PodSnapshot): PodClaim | undefined {
+/**
+ * What a pod's annotations claim, one entry per subnet: one, or two for dual stack
+ * (`macvlan.dev/subnet: a,b` with `macvlan.dev/ip: <ip in a>,<ip in b>`, one MAC, one token).
+ * A list of fixed IPs to choose from (before admission) claims nothing.
+ */
+export function claimsOf(pod: PodSnapshot): PodClaim[] {
   const ann = pod.metadata?.annotations ?? {};
-  const subnet = ann[ANN_SUBNET]?.trim();
-  const ip = ann[ANN_IP]?.trim();
-  if (!subnet || !ip || ip.includes(",")) return undefined;
-  return { subnet, ip, mac: ann[ANN_MAC]?.trim(), token: ann[ANN_RESERVATION] };
+  const split = (v: string | undefined) => (v ?? "").split(",").map(x => x.trim());
+  const subnets = split(ann[ANN_SUBNET]);
+  const ips = split(ann[ANN_IP]);
+  if (subnets.length !== ips.length || subnets.length > 2) return [];
+  if ([...subnets, ...ips].some(x => !x) || new Set(subnets).size < subnets.length) return [];
+  const mac = ann[ANN_MAC]?.trim();
+  return subnets.map((subnet, i) => ({ subnet, ip: ips[i], mac, token: ann[ANN_RESERVATION] }));
+}
+
+/** The pod's claim when it claims one address (not dual stack). */
+export function claimOf(pod: PodSnapshot): PodClaim | undefined {
+  const claims = claimsOf(pod);
+  return claims.length === 1 ? claims[0] : undefined;
 }
 
 export const tokenOf = (pod: PodSnapshot) => pod.metadata?.annotations?.[ANN_RESERVATION] || "";
@@ -99,6 +113,36 @@ export function leaseOfPod(
     if (!lease.spec?.podRef?.uid && lease.status?.phase !== "Released") reserved ??= lease;
   }
   return reserved;
+}
+
+/** The pod's leases among candidates, one per subnet (two for a dual-stack pod), as leaseOfPod. */
+export function leasesOfPod(
+  pod: PodSnapshot,
+  candidates: Iterable<MacvlanLease>,
+  namespace?: NamespaceInfo,
+): MacvlanLease[] {
+  const bySubnet = new Map<string, MacvlanLease[]>();
+  for (const l of candidates) {
+    const subnet = l.spec?.subnet ?? "";
+    bySubnet.set(subnet, [...(bySubnet.get(subnet) ?? []), l]);
+  }
+  return [...bySubnet.values()].flatMap(group => {
+    const lease = leaseOfPod(pod, group, namespace);
+    return lease ? [lease] : [];
+  });
+}
+
+/**
+ * The claims of a pod that no lease of its own backs: what the guarded repair may recreate (a
+ * lost lease, a dual-stack pod's lost second lease). None when the pod's leases and its claims
+ * disagree on a subnet (edited annotations: binding warns, nothing is made for them).
+ */
+export function unleasedClaims(pod: PodSnapshot, leases: MacvlanLease[]): PodClaim[] {
+  const claims = claimsOf(pod);
+  const claimed = new Set(claims.map(c => c.subnet));
+  if (leases.some(l => !claimed.has(l.spec?.subnet ?? ""))) return [];
+  const held = new Set(leases.map(l => l.spec?.subnet));
+  return claims.filter(c => !held.has(c.subnet));
 }
 
 export const podId = (pod: PodSnapshot) =>

@@ -5,12 +5,12 @@
 import { MacvlanLease, MacvlanSubnet } from "../../crds/types";
 import { DEFAULT_REUSE_DELAY_SECONDS } from "../../crds/types";
 import { leaseName, parseUnicastMac } from "../ipam";
-import { ownerKey } from "../owner";
+import { stickyKey } from "../owner";
 import { ANN_RESERVATION } from "../names";
 import { NamespaceInfo } from "../selection";
 import { allocatorFromLeases } from "./allocators";
 import { bindWrites, isSettled, repairMissingLease } from "./bind";
-import { PodSnapshot, claimOf, leaseOfPod, tokenOf } from "./pods";
+import { PodSnapshot, claimOf, leaseOfPod, leasesOfPod, tokenOf, unleasedClaims } from "./pods";
 import { StatefulSetSnapshot, releaseWrites } from "./release";
 import { isPoolLease, planPoolLease } from "./pool";
 import { EventTarget, Write, event, podTarget, preconditionOf, subnetTarget } from "./writes";
@@ -132,12 +132,12 @@ class ResyncContext {
     this.findSuperseded();
   }
 
-  /** Of several live leases of one sticky owner, the one bound to a live pod (or the newest) wins. */
+  /** Of several live leases of one sticky owner in one family, the one bound to a live pod (or the newest) wins. */
   private findSuperseded(): void {
     const byOwner = new Map<string, MacvlanLease[]>();
     for (const l of this.s.leases) {
       if (!l.spec?.owner || l.status?.phase === "Released") continue;
-      const key = ownerKey(l.spec.owner);
+      const key = stickyKey(l.spec.owner, l.spec.ip);
       byOwner.set(key, [...(byOwner.get(key) ?? []), l]);
     }
     const rank = (l: MacvlanLease) =>
@@ -271,20 +271,24 @@ function planPool(lease: MacvlanLease, ctx: ResyncContext): Write[] {
 
 function planPod(pod: PodSnapshot, ctx: ResyncContext): Write[] {
   if (pod.metadata?.deletionTimestamp || !pod.metadata?.uid) return [];
-  const lease = leaseOfPod(pod, ctx.candidatesFor(pod), ctx.namespaceOf(pod));
-  if (lease) return isSettled(lease, pod) ? [] : bindWrites(pod, lease, ctx.s.now);
-  const claim = claimOf(pod);
-  if (!claim) return [];
-  const subnet = ctx.subnets.get(claim.subnet);
-  const holder = ctx.leasesByName.get(leaseName(claim.subnet, claim.ip));
-  return repairMissingLease(pod, {
-    subnet,
-    namespace: ctx.namespaces.get(pod.metadata.namespace ?? ""),
-    holder,
-    addressFree: !!subnet?.spec && addressFree(subnet, ctx.s.leases, claim.ip, ctx.s.now),
-    macProblem: macProblem(claim.mac, claim.subnet, ctx.s.leases),
-    now: ctx.s.now,
-  });
+  const leases = leasesOfPod(pod, ctx.candidatesFor(pod), ctx.namespaceOf(pod));
+  const writes = leases.flatMap(l => (isSettled(l, pod) ? [] : bindWrites(pod, l, ctx.s.now)));
+  // A claim with no lease of its own (a dual-stack pod claims two): the guarded repair.
+  for (const claim of unleasedClaims(pod, leases)) {
+    const subnet = ctx.subnets.get(claim.subnet);
+    const holder = ctx.leasesByName.get(leaseName(claim.subnet, claim.ip));
+    writes.push(
+      ...repairMissingLease(pod, claim, {
+        subnet,
+        namespace: ctx.namespaces.get(pod.metadata.namespace ?? ""),
+        holder,
+        addressFree: !!subnet?.spec && addressFree(subnet, ctx.s.leases, claim.ip, ctx.s.now),
+        macProblem: macProblem(claim.mac, claim.subnet, ctx.s.leases),
+        now: ctx.s.now,
+      }),
+    );
+  }
+  return writes;
 }
 
 function addressFree(

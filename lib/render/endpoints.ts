@@ -16,13 +16,26 @@ export interface PodView {
   namespace: string;
   uid: string;
   labels: Record<string, string>;
-  ip?: string;
+  /** The macvlan addresses its Bound leases hold: one, or one per family (dual stack). */
+  ips: string[];
   ready: boolean;
   nodeName?: string;
   containerPorts: { name?: string; containerPort: number; protocol?: string }[];
 }
 
 export const macvlanServiceName = (svc: string) => `${svc}-macvlan`;
+
+export type AddressType = "IPv4" | "IPv6";
+export const ADDRESS_TYPES: readonly AddressType[] = ["IPv4", "IPv6"];
+
+/**
+ * One EndpointSlice per family (a slice holds one address type, and it cannot change): IPv4 keeps
+ * the twin Service's name, IPv6 gets `-ipv6` after it.
+ */
+export const sliceName = (svc: string, type: AddressType) =>
+  type === "IPv4" ? macvlanServiceName(svc) : `${macvlanServiceName(svc)}-ipv6`;
+
+const typeOf = (ip: string): AddressType => (ip.includes(":") ? "IPv6" : "IPv4");
 
 export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
   const entries = Object.entries(selector);
@@ -77,21 +90,22 @@ function targetPort(port: ServiceView["ports"][number], pod: PodView | undefined
   return port.port;
 }
 
-export function renderEndpointSlice(
-  svc: ServiceView,
-  pods: PodView[],
-  addressType: "IPv4" | "IPv6",
-) {
+/** The twin's EndpointSlice of one family: the ready selected pods' addresses of that family. */
+export function renderEndpointSlice(svc: ServiceView, pods: PodView[], addressType: AddressType) {
   const members = pods
     .filter(
-      p => p.namespace === svc.namespace && p.ip && p.ready && selects(svc.selector, p.labels),
+      p =>
+        p.namespace === svc.namespace &&
+        p.ready &&
+        p.ips.some(ip => typeOf(ip) === addressType) &&
+        selects(svc.selector, p.labels),
     )
     .sort((x, y) => x.name.localeCompare(y.name));
   return {
     apiVersion: "discovery.k8s.io/v1",
     kind: "EndpointSlice",
     metadata: {
-      name: macvlanServiceName(svc.name),
+      name: sliceName(svc.name, addressType),
       namespace: svc.namespace,
       labels: {
         "kubernetes.io/service-name": macvlanServiceName(svc.name),
@@ -107,7 +121,7 @@ export function renderEndpointSlice(
       protocol: p.protocol ?? "TCP",
     })),
     endpoints: members.map(p => ({
-      addresses: [p.ip!],
+      addresses: [p.ips.find(ip => typeOf(ip) === addressType)!],
       conditions: { ready: true },
       targetRef: { kind: "Pod", name: p.name, namespace: p.namespace, uid: p.uid },
       ...(p.nodeName ? { nodeName: p.nodeName } : {}),

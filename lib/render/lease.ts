@@ -1,7 +1,7 @@
 // The one renderer of MacvlanLease objects (admission and repair both lease through it).
 import { LeaseOwner, MacvlanLease } from "../../crds/types";
 import { leaseName } from "../ipam";
-import { ANN_RESERVATION, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../names";
+import { ANN_LEASE_NAD, ANN_RESERVATION, LABEL_POD_NAMESPACE, LABEL_SUBNET } from "../names";
 
 export interface LeaseRequest {
   subnet: string;
@@ -14,6 +14,8 @@ export interface LeaseRequest {
   fixed: boolean;
   /** The reservation token admission stamps on pod and lease. */
   token: string;
+  /** Dual stack: the pair's NAD (lib/names.ts dualNadName), recorded on both leases. */
+  nad?: string;
 }
 
 export function renderLease(req: LeaseRequest): MacvlanLease {
@@ -24,7 +26,10 @@ export function renderLease(req: LeaseRequest): MacvlanLease {
     metadata: {
       name: leaseName(req.subnet, req.ip),
       labels: { [LABEL_SUBNET]: req.subnet, [LABEL_POD_NAMESPACE]: namespace },
-      annotations: { [ANN_RESERVATION]: req.token },
+      annotations: {
+        [ANN_RESERVATION]: req.token,
+        ...(req.nad ? { [ANN_LEASE_NAD]: req.nad } : {}),
+      },
     },
     spec: {
       subnet: req.subnet,

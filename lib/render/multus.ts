@@ -1,6 +1,6 @@
 // Renders the Multus network selection the pod mutation writes (design.md §2).
 import { MacvlanSubnet } from "../../crds/types";
-import { nadName } from "../names";
+import { dualNadName, nadName } from "../names";
 import type { NetworkSelection } from "../multus";
 
 export type { NetworkSelection } from "../multus";
@@ -11,25 +11,30 @@ export function prefixLengthOf(cidr: string): number {
   return Number(cidr.split("/")[1]);
 }
 
-/** The selection element for a leased address on the subnet's managed NAD in the pod's namespace. */
+/**
+ * The selection element for a leased address on the subnet's managed NAD in the pod's namespace;
+ * dual stack: both addresses on the pair's NAD (lib/names.ts dualNadName), one net1, one MAC.
+ */
 export function renderSelection(
   subnet: MacvlanSubnet,
   namespace: string,
   ip: string,
   mac: string,
-  opts: { singleNic?: boolean } = {},
+  opts: { singleNic?: boolean; dual?: { subnet: MacvlanSubnet; ip: string } } = {},
 ): NetworkSelection {
-  const spec = subnet.spec!;
+  const parts = [{ subnet, ip }, ...(opts.dual ? [opts.dual] : [])];
+  const names = parts.map(p => p.subnet.metadata!.name!);
   const selection: NetworkSelection = {
-    name: nadName(subnet.metadata!.name!),
+    name: names.length === 2 ? dualNadName(names[0], names[1]) : nadName(names[0]),
     namespace,
     ...(opts.singleNic ? {} : { interface: MACVLAN_INTERFACE }),
-    ips: [`${ip}/${prefixLengthOf(spec.cidr)}`],
+    ips: parts.map(p => `${p.ip}/${prefixLengthOf(p.subnet.spec!.cidr)}`),
     mac,
   };
-  if (spec.podDefaultGateway && spec.gateway && !opts.singleNic) {
-    selection["default-route"] = [spec.gateway];
-  }
+  const gateways = parts.flatMap(({ subnet: s }) =>
+    s.spec!.podDefaultGateway && s.spec!.gateway ? [s.spec!.gateway] : [],
+  );
+  if (gateways.length && !opts.singleNic) selection["default-route"] = gateways;
   return selection;
 }
 

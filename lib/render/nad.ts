@@ -1,7 +1,14 @@
 // Renders the managed NetworkAttachmentDefinition for a subnet (design.md §2, "Counting and edge rules").
 import { MacvlanSubnet } from "../../crds/types";
 import { effectiveParent } from "../validation/parent";
-import { LABEL_MANAGED_BY, LABEL_SUBNET, MANAGED_BY, nadName } from "../names";
+import {
+  LABEL_MANAGED_BY,
+  LABEL_SUBNET,
+  LABEL_SUBNET_DUAL,
+  MANAGED_BY,
+  dualNadName,
+  nadName,
+} from "../names";
 import { bigIntToIp, cidrContains, tryParseIp, tryParsePrefix } from "../ipam/address";
 
 export const CNI_VERSION = "1.0.0";
@@ -80,18 +87,26 @@ export const REPLY_ROUTE_PLUGIN = "pepr-macvlan-reply";
 
 /**
  * The CNI config JSON a subnet renders to: a plugin list, macvlan then the reply-route plugin.
- * Addresses and MACs come per pod through runtimeConfig.
+ * Addresses and MACs come per pod through runtimeConfig. With `dual` (the other family's subnet
+ * of a dual-stack pair, lib/decide/admit.ts dualPairProblem) it is the pair's NAD: the first
+ * subnet's parent and mode, both subnets' routes.
  */
-export function renderNadConfig(subnet: MacvlanSubnet): string {
+export function renderNadConfig(subnet: MacvlanSubnet, dual?: MacvlanSubnet): string {
   return JSON.stringify({
     cniVersion: CNI_VERSION,
-    name: nadName(subnet.metadata!.name!),
-    plugins: [renderMacvlanPlugin(subnet), { type: REPLY_ROUTE_PLUGIN }],
+    name: managedNadName(subnet, dual),
+    plugins: [renderMacvlanPlugin(subnet, dual), { type: REPLY_ROUTE_PLUGIN }],
   });
 }
 
-/** The macvlan plugin of the list: parent, mode, static IPAM with the subnet's routes. */
-export function renderMacvlanPlugin(subnet: MacvlanSubnet): Record<string, unknown> {
+/** The managed NAD's name: the subnet's, or the dual-stack pair's. */
+export const managedNadName = (subnet: MacvlanSubnet, dual?: MacvlanSubnet) =>
+  dual
+    ? dualNadName(subnet.metadata!.name!, dual.metadata!.name!)
+    : nadName(subnet.metadata!.name!);
+
+/** The routes a pod on the subnet gets on net1 (spec.routes, node /128s, gateway defaults). */
+export function subnetRoutes(subnet: MacvlanSubnet): CniRoute[] {
   const spec = subnet.spec!;
   const routes: CniRoute[] = (spec.routes ?? []).map(r =>
     r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst },
@@ -101,6 +116,16 @@ export function renderMacvlanPlugin(subnet: MacvlanSubnet): Record<string, unkno
   // One NAD serves dual- and single-NIC pods of a namespace: the fallback default is inert next to
   // eth0's default route and is the single-NIC pod's way back to its node and out of its subnet.
   if (spec.gateway) routes.push(fallbackDefault(spec.gateway));
+  return routes;
+}
+
+/** The macvlan plugin of the list: parent, mode, static IPAM with the subnet's routes. */
+export function renderMacvlanPlugin(
+  subnet: MacvlanSubnet,
+  dual?: MacvlanSubnet,
+): Record<string, unknown> {
+  const spec = subnet.spec!;
+  const routes = [...subnetRoutes(subnet), ...(dual ? subnetRoutes(dual) : [])];
   return {
     type: "macvlan",
     master: parentDevice(subnet),
@@ -132,31 +157,35 @@ export interface NetworkAttachmentDefinitionShape {
   spec: { config: string };
 }
 
-/** The whole NAD object for one namespace, owned by the (cluster-scoped) subnet. */
+/** The whole NAD object for one namespace, owned by the (cluster-scoped) subnet or pair. */
 export function renderNad(
   subnet: MacvlanSubnet,
   namespace: string,
+  dual?: MacvlanSubnet,
 ): NetworkAttachmentDefinitionShape {
   const name = subnet.metadata!.name!;
+  const owner = (s: MacvlanSubnet, controller: boolean) => ({
+    apiVersion: "macvlan.dev/v1alpha1",
+    kind: "MacvlanSubnet",
+    name: s.metadata!.name!,
+    uid: s.metadata!.uid!,
+    controller,
+    // The subnet's finalizer already orders deletion; do not make pods wait on NADs.
+    blockOwnerDeletion: false,
+  });
   return {
     apiVersion: "k8s.cni.cncf.io/v1",
     kind: "NetworkAttachmentDefinition",
     metadata: {
-      name: nadName(name),
+      name: managedNadName(subnet, dual),
       namespace,
-      labels: { [LABEL_SUBNET]: name, [LABEL_MANAGED_BY]: MANAGED_BY },
-      ownerReferences: [
-        {
-          apiVersion: "macvlan.dev/v1alpha1",
-          kind: "MacvlanSubnet",
-          name,
-          uid: subnet.metadata!.uid!,
-          controller: true,
-          // The subnet's finalizer already orders deletion; do not make pods wait on NADs.
-          blockOwnerDeletion: false,
-        },
-      ],
+      labels: {
+        [LABEL_SUBNET]: name,
+        ...(dual ? { [LABEL_SUBNET_DUAL]: dual.metadata!.name! } : {}),
+        [LABEL_MANAGED_BY]: MANAGED_BY,
+      },
+      ownerReferences: [owner(subnet, true), ...(dual ? [owner(dual, false)] : [])],
     },
-    spec: { config: renderNadConfig(subnet) },
+    spec: { config: renderNadConfig(subnet, dual) },
   };
 }

@@ -41,6 +41,7 @@ import { effectiveParent } from "./parent";
 export type SubnetProblemCode =
   | "required"
   | "name-too-long"
+  | "name-not-nad-safe"
   | "master-invalid"
   | "vlan-parent-too-long"
   | "vlan-out-of-range"
@@ -117,6 +118,17 @@ export function validateSubnet(
       "metadata.name",
       "name-too-long",
       `is ${name.length} characters; the subnet name is the value of the macvlan.dev/subnet label, so use at most ${SUBNET_NAME_MAX}`,
+    );
+  }
+
+  // Multus takes only DNS-1123 labels as network names, so `macvlan-<name>` must be one (a '.'
+  // never attaches); a dual-stack pair's NAD is `macvlan-<first>--<second>` (lib/names.ts), so
+  // "--" would make a name readable as a pair. Checked on create only: an existing one keeps it.
+  if (!ctx.old && typeof name === "string" && (name.includes(".") || name.includes("--"))) {
+    add(
+      "metadata.name",
+      "name-not-nad-safe",
+      `"${name}" holds ${name.includes(".") ? "a '.'" : '"--"'}: the subnet's NAD name macvlan-<subnet> must be a DNS label Multus accepts, and "--" joins the two subnets of a dual-stack NAD; use single '-'`,
     );
   }
 

@@ -2,6 +2,7 @@
 import test from "ava";
 import { ClusterState } from "../../capabilities/cluster-state";
 import { lease, subnet } from "./helpers/objects";
+import { stickyKey } from "../../lib/owner";
 
 const owned = (ip: string) => lease({ ip, owner: { name: "db", ordinal: 0 } });
 
@@ -12,9 +13,20 @@ test("the owner index survives the delete of an older lease of the same ordinal"
   state.leases.upsert(old);
   state.leases.upsert(fresh);
   state.leases.forget(old);
-  t.is(state.leaseByOwner("team-a/db/0")?.metadata?.name, fresh.metadata!.name);
+  t.is(state.leaseByOwner("team-a/db/0/4")?.metadata?.name, fresh.metadata!.name);
   state.leases.forget(fresh);
-  t.is(state.leaseByOwner("team-a/db/0"), undefined);
+  t.is(state.leaseByOwner("team-a/db/0/4"), undefined);
+});
+
+test("a dual-stack ordinal has one lease per family in the owner index", t => {
+  const state = new ClusterState();
+  const v4 = owned("198.18.100.30");
+  const v6 = lease({ subnet: "lan6", ip: "2001:db8:18::30", owner: { name: "db", ordinal: 0 } });
+  state.leases.upsert(v4);
+  state.leases.upsert(v6);
+  const owner = v4.spec!.owner!;
+  t.is(state.leaseByOwner(stickyKey(owner, "198.18.100.0/24"))?.metadata?.name, v4.metadata!.name);
+  t.is(state.leaseByOwner(stickyKey(owner, "2001:db8:18::/64"))?.metadata?.name, v6.metadata!.name);
 });
 
 test("an expired Released lease keeps its place in the reuse order after its object is deleted", t => {

@@ -1,7 +1,7 @@
 // Bind, release and repair decisions: the lease admission made is the only truth.
 import test from "ava";
 import { bindWrites, repairMissingLease } from "../../lib/decide/bind";
-import { isLeaseOf, leaseOfPod } from "../../lib/decide/pods";
+import { claimsOf, isLeaseOf, leaseOfPod } from "../../lib/decide/pods";
 import { podGoneWrites, releaseWrites } from "../../lib/decide/release";
 import { Write } from "../../lib/decide/writes";
 import { NOW, admitted, lease, pod, subnet } from "./helpers/objects";
@@ -59,7 +59,8 @@ const repairCtx = {
 
 test("a missing lease is made again only where admission would have granted it", t => {
   const p = pod("web-1", admitted("198.18.100.10", "tok"));
-  t.deepEqual(ops(repairMissingLease(p, repairCtx)), ["createLease", "event:LeaseRepaired"]);
+  const [claim] = claimsOf(p);
+  t.deepEqual(ops(repairMissingLease(p, claim, repairCtx)), ["createLease", "event:LeaseRepaired"]);
   const refusals: [string, Partial<typeof repairCtx> & Record<string, unknown>][] = [
     ["another tenant's subnet", { subnet: subnet("lan", { namespaces: ["team-b"] }) }],
     ["a subnet that does not exist", { subnet: undefined }],
@@ -71,7 +72,7 @@ test("a missing lease is made again only where admission would have granted it",
     ],
   ];
   for (const [what, over] of refusals) {
-    const writes = repairMissingLease(p, { ...repairCtx, ...over });
+    const writes = repairMissingLease(p, claim, { ...repairCtx, ...over });
     t.deepEqual(ops(writes), ["event:AddressUnprotected"], what);
   }
 });

@@ -22,7 +22,7 @@ const pod = (name: string, over: Partial<PodView> = {}): PodView => ({
   namespace: "a",
   uid: `${name}-uid`,
   labels: { app: "web" },
-  ip: "198.18.100.10",
+  ips: ["198.18.100.10"],
   ready: true,
   nodeName: "n1",
   containerPorts: [{ name: "http", containerPort: 8080 }],
@@ -45,12 +45,12 @@ test("the slice lists the macvlan IPs of ready selected pods only, with resolved
   const slice = renderEndpointSlice(
     svc,
     [
-      pod("b", { ip: "198.18.100.11" }),
+      pod("b", { ips: ["198.18.100.11"] }),
       pod("a"),
-      pod("not-ready", { ready: false, ip: "198.18.100.12" }),
-      pod("other-app", { labels: { app: "db" }, ip: "198.18.100.13" }),
-      pod("no-ip", { ip: undefined }),
-      pod("elsewhere", { namespace: "b", ip: "198.18.100.14" }),
+      pod("not-ready", { ready: false, ips: ["198.18.100.12"] }),
+      pod("other-app", { labels: { app: "db" }, ips: ["198.18.100.13"] }),
+      pod("no-ip", { ips: [] }),
+      pod("elsewhere", { namespace: "b", ips: ["198.18.100.14"] }),
     ],
     "IPv4",
   );
@@ -64,6 +64,26 @@ test("the slice lists the macvlan IPs of ready selected pods only, with resolved
     [8080, 9100],
   );
   t.is(slice.endpoints[0].targetRef.name, "a");
+});
+
+test("dual stack: one slice per family, each listing the pod's address of that family", t => {
+  const pods = [
+    pod("dual", { ips: ["198.18.100.10", "2001:db8:18::10"] }),
+    pod("v6-only", { ips: ["2001:db8:18::11"] }),
+  ];
+  const v4 = renderEndpointSlice(svc, pods, "IPv4");
+  const v6 = renderEndpointSlice(svc, pods, "IPv6");
+  t.is(v4.metadata.name, "web-macvlan");
+  t.is(v6.metadata.name, "web-macvlan-ipv6");
+  t.is(v6.metadata.labels["kubernetes.io/service-name"], "web-macvlan", "both slices serve the twin");
+  t.deepEqual(
+    v4.endpoints.map(e => e.addresses),
+    [["198.18.100.10"]],
+  );
+  t.deepEqual(
+    v6.endpoints.map(e => e.addresses),
+    [["2001:db8:18::10"], ["2001:db8:18::11"]],
+  );
 });
 
 test("an empty selector selects nothing", t => {

@@ -8,7 +8,7 @@ import { preconditionOf } from "../../lib/decide/writes";
 import { FakePort } from "./helpers/fake-port";
 import { admitted, lease, pod, subnet } from "./helpers/objects";
 import { a } from "pepr";
-import { boundAddressOf, podView } from "../../capabilities/services/expose";
+import { boundAddressesOf, podView } from "../../capabilities/services/expose";
 
 test("a failed JSON-patch test (422, the API server's generic message) is a conflict", t => {
   t.true(
@@ -106,11 +106,11 @@ test("a delete event for a pod that still lives releases nothing", async t => {
 test("a Service twin publishes a pod's Bound lease address, never its macvlan.dev/ip annotation", t => {
   const liar = pod("liar", { "macvlan.dev/ip": "198.18.100.10" }, { uid: "liar-uid" }) as a.Pod;
   const bound = lease({ ip: "198.18.100.10", uid: "victim-uid", phase: "Bound" });
-  t.is(podView(liar, [bound]).ip, undefined);
+  t.deepEqual(podView(liar, [bound]).ips, []);
   const own = lease({ ip: "198.18.100.20", uid: "liar-uid", phase: "Bound" });
-  t.is(podView(liar, [bound, own]).ip, "198.18.100.20");
-  t.is(
-    boundAddressOf(liar, [lease({ ip: "198.18.100.20", uid: "liar-uid", phase: "Reserved" })]),
-    undefined,
+  t.deepEqual(podView(liar, [bound, own]).ips, ["198.18.100.20"]);
+  t.deepEqual(
+    boundAddressesOf(liar, [lease({ ip: "198.18.100.20", uid: "liar-uid", phase: "Reserved" })]),
+    [],
   );
 });

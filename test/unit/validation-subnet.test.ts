@@ -105,6 +105,18 @@ test("the subnet name must fit in a label value", t => {
   t.deepEqual(check(subnet({}, "a".repeat(63))), []);
 });
 
+test("a new subnet's name makes a NAD name Multus takes, never read as a dual-stack pair", t => {
+  t.deepEqual(brief(check(subnet({}, "lan.lan6"))), ["metadata.name name-not-nad-safe"]);
+  t.deepEqual(brief(check(subnet({}, "lan--lan6"))), ["metadata.name name-not-nad-safe"]);
+  t.deepEqual(check(subnet({}, "lan-6")), []);
+  const old = subnet({}, "lan.v1");
+  t.deepEqual(
+    check(subnet({ reuseDelaySeconds: 5 }, "lan.v1"), { old }),
+    [],
+    "an existing one keeps it",
+  );
+});
+
 test("master must be a Linux interface name", t => {
   for (const master of ["eth/0", "eth0:1", "eth 0", "eth\t0", ".", "..", "abcdefghijklmnop"]) {
     const ps = check(subnet({ master }));
