@@ -3,7 +3,8 @@
 // bench/chaos/faults.ts kills and restarts the module's parts, the control plane and a node's
 // LAN link one after another; prints the fault table and the final checks (bench/chaos/checks.ts).
 // Needs root (network namespaces) and waits for the machine-wide cluster lock.
-// CHAOS_CYCLES (default 2000) for a shorter run; CHAOS_REPLICAS, CHAOS_FIXED for the load's shape.
+// CHAOS_CYCLES (default 2000) for a shorter run, CHAOS_MAX_MINUTES to stop the load earlier (the
+// faults are then spread over that time); CHAOS_REPLICAS, CHAOS_FIXED for the load's shape.
 import { startCluster } from "../test/integration/helpers/cluster";
 import { deploy } from "../hack/module/deploy";
 import { CHAOS_ENV, FAULTS, chaosSummary, cleanRun, fixedIps, runChaos } from "./chaos/run";
@@ -19,6 +20,9 @@ async function main(): Promise<number> {
     );
     const report = await runChaos(cluster, {
       cycles,
+      maxSeconds: process.env.CHAOS_MAX_MINUTES
+        ? Number(process.env.CHAOS_MAX_MINUTES) * 60
+        : undefined,
       faults: FAULTS,
       load: {
         deploymentReplicas: replicas,

@@ -337,6 +337,18 @@ export function restartsBetween(before: PodState[], after: PodState[]): string[]
   return out;
 }
 
+/**
+ * The part of an API error that says why: the webhook's denial reason, or the cause of a failed
+ * webhook call, without the request line and the webhook's name that every such error repeats.
+ */
+export function shortError(message: string): string {
+  const denied = /denied the request: (.*)$/s.exec(message);
+  if (denied) return `denied: ${denied[1]}`;
+  const call = /failed calling webhook "[^"]*": (.*)$/s.exec(message);
+  if (call) return `webhook call failed: ${call[1].replace(/Post "[^"]*": /, "")}`;
+  return message.replace(/^(GET|POST|DELETE|PATCH|PUT) \S+: /, "");
+}
+
 /** Load errors in a window, grouped by message with digits masked (one line per kind). */
 export function errorSummary(
   errors: { at: number; message: string }[],
@@ -345,7 +357,7 @@ export function errorSummary(
 ): string {
   const by = new Map<string, number>();
   for (const e of errors.filter(x => x.at >= from && x.at <= to)) {
-    const key = e.message.replace(/\d+/g, "N").slice(0, 90);
+    const key = shortError(e.message).replace(/\d+/g, "N").slice(0, 120);
     by.set(key, (by.get(key) ?? 0) + 1);
   }
   if (!by.size) return "no load errors";

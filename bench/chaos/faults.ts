@@ -10,7 +10,7 @@ import { setNodeLanLink } from "../../hack/cluster/network";
 import { podProcesses } from "../../hack/cluster/proc";
 import { AGENT, NAMESPACE, waitForAgent, waitForModule } from "../../hack/module/deploy";
 import { testPod } from "../../test/integration/helpers/objects";
-import type { PodState } from "./checks";
+import { PodState, shortError } from "./checks";
 import { podStates } from "./cluster";
 import { CHAOS_NAMESPACE } from "./load";
 
@@ -65,7 +65,7 @@ async function killAdmissionMidRequest(ctx: FaultContext): Promise<string> {
   const creates = names.map(name =>
     ctx.api.create(path, testPod({ name, namespace: CHAOS_NAMESPACE })).then(
       () => "created",
-      (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 120),
+      (e: unknown) => shortError(e instanceof Error ? e.message : String(e)).slice(0, 200),
     ),
   );
   await sleep(40);

@@ -38,6 +38,8 @@ export interface ChaosOptions {
   reservedTtlSeconds: number;
   resyncSeconds: number;
   linkCutSeconds?: number;
+  /** Stop the load after this long even if fewer cycles ran (faults are spread over it too). */
+  maxSeconds?: number;
   /** Give up on a fault's convergence after this long. */
   convergeTimeoutMs?: number;
   log: (line: string) => void;
@@ -186,15 +188,17 @@ export async function runChaos(c: Cluster, o: ChaosOptions): Promise<ChaosReport
   const rows: FaultRow[] = [];
   let last = 0;
   try {
+    const elapsed = () => (Date.now() - t0) / 1000;
+    const timeUp = (share = 1) => o.maxSeconds !== undefined && elapsed() >= share * o.maxSeconds;
     for (const [i, name] of o.faults.entries()) {
-      const due = Math.round(((i + 1) * o.cycles) / (o.faults.length + 1));
-      while (load.cycles < due) await sleep(500);
+      const share = (i + 1) / (o.faults.length + 1);
+      while (load.cycles < Math.round(share * o.cycles) && !timeUp(share)) await sleep(500);
       rows.push(await runFault(c, name, ctx, o, t0, load));
       if (load.cycles - last > 0)
         o.log(`  ${load.cycles} cycles after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       last = load.cycles;
     }
-    while (load.cycles < o.cycles) await sleep(500);
+    while (load.cycles < o.cycles && !timeUp()) await sleep(500);
   } finally {
     await load.stop();
   }

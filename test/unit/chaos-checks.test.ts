@@ -13,6 +13,7 @@ import {
   persisting,
   podsWithoutLease,
   restartsBetween,
+  shortError,
   routeMismatches,
   statusMismatches,
   verdict,
@@ -252,6 +253,22 @@ test("restarts, error summaries and the fault table", t => {
     { at: 50, message: "other" },
   ];
   t.is(errorSummary(errors, 0, 20), "2× connect ECONNREFUSED N.N.N.N:N");
+  t.is(
+    shortError(
+      'POST /api/v1/namespaces/chaos/pods: 403 admission webhook "pepr-pepr-macvlan.pepr.dev" denied the request: macvlan.dev/ip 198.18.101.240 is taken',
+    ),
+    "denied: macvlan.dev/ip 198.18.101.240 is taken",
+  );
+  t.is(
+    shortError(
+      'POST /api/v1/namespaces/chaos/pods: 500 Internal error occurred: failed calling webhook "pepr-pepr-macvlan.pepr.dev": failed to call webhook: Post "https://pepr-pepr-macvlan.pepr-system.svc:443/mutate/x?timeout=10s": EOF',
+    ),
+    "webhook call failed: failed to call webhook: EOF",
+  );
+  t.is(
+    shortError("GET /api/v1/pods: connect ECONNREFUSED 198.18.0.2:6443"),
+    "connect ECONNREFUSED 198.18.0.2:6443",
+  );
   t.is(errorSummary(errors, 100, 200), "no load errors");
   const table = faultTable([
     { fault: "restart etcd", at: 12.3, did: "etcd down 2 s | x", convergedAfter: 4.25 },
