@@ -23,7 +23,7 @@ import {
 } from "./config";
 import { Kube, sleep } from "./kube";
 import { Pki, writeKubeconfig } from "./pki";
-import { ProcRecord, isAlive, startDaemon } from "./proc";
+import { ProcRecord, isAlive, readJson, startDaemon, stopProcess } from "./proc";
 
 export const pki = () => new Pki(paths.pki);
 /** The API server's client certificate for kubelets, and the user it names. */
@@ -270,3 +270,30 @@ export const kcmHealthy = () => probeUrl(`https://127.0.0.1:${KCM_PORT}/healthz`
 export const schedulerHealthy = () => probeUrl(`https://127.0.0.1:${SCHEDULER_PORT}/healthz`);
 
 export const adminKube = () => Kube.fromKubeconfig(paths.kubeconfig);
+
+/** The control-plane daemons the chaos suite restarts, with how each starts and when it is back. */
+const RESTARTABLE = {
+  etcd: { start: () => startEtcd(), healthy: () => etcdHealthy() },
+  "kube-apiserver": { start: () => startApiserver(), healthy: () => apiserverReady() },
+} as const;
+export type Restartable = keyof typeof RESTARTABLE;
+
+/**
+ * Stops a running control-plane daemon (SIGTERM, SIGKILL after `graceMs`; 0: SIGKILL at once) and
+ * starts it again with the same flags and data; resolves once it is healthy. Returns the seconds
+ * it was down.
+ */
+export async function restartControlPlane(name: Restartable, graceMs = 5000): Promise<number> {
+  const rec = readJson<ProcRecord>(path.join(paths.procs, `${name}.json`));
+  if (!rec || !isAlive(rec))
+    throw new Error(
+      `${name} is not running (no live record in ${paths.procs}): start the cluster first`,
+    );
+  const t0 = Date.now();
+  if (graceMs === 0) process.kill(rec.group ? -rec.pid : rec.pid, "SIGKILL");
+  await stopProcess(rec, graceMs);
+  const c = RESTARTABLE[name];
+  const next = c.start();
+  await waitHealthy(next, name, c.healthy);
+  return (Date.now() - t0) / 1000;
+}

@@ -42,6 +42,9 @@ export const netnsExists = (name: string) => fs.existsSync(`/run/netns/${name}`)
 /** Network namespaces the cluster made (all start with `pmv-`). */
 export const clusterNetns = () => netnsList().filter(n => n.startsWith(NETNS_PREFIX));
 
+/** A node's port on the LAN bridge (a veth in `pmv-lan`; its peer is the node's eth0). */
+export const nodeLanPort = (n: Pick<NodeSpec, "index">) => `p-node-${n.index}`;
+
 export function linkExists(name: string, ns?: string): boolean {
   return run("ip", [...(ns ? ["-n", ns] : []), "link", "show", "dev", name]).code === 0;
 }
@@ -98,7 +101,7 @@ export function setupLan(nodes: NodeSpec[]): void {
 
   for (const n of nodes) {
     addNetns(n.name);
-    plug(`p-node-${n.index}`, n.name, "eth0");
+    plug(nodeLanPort(n), n.name, "eth0");
     sysctl(n.name, "net.ipv4.ip_forward", "1");
     sysctl(n.name, "net.ipv6.conf.all.forwarding", "1");
     ipn(n.name, "addr", "add", `${n.ip}/${LAN_PREFIX}`, "dev", "eth0");
@@ -159,4 +162,12 @@ export function teardownLan(namespaces: string[]): string[] {
     if (r.code !== 0) errors.push(`ip netns del ${ns}: ${r.stderr.trim()}`);
   }
   return errors;
+}
+
+/**
+ * Plugs a node's LAN cable in or out: its veth port on the LAN bridge (`p-node-<i>` in
+ * `pmv-lan`) up or down. The node keeps its addresses and routes; nothing reaches it meanwhile.
+ */
+export function setNodeLanLink(node: NodeSpec, up: boolean): void {
+  ipn(LAN_NETNS, "link", "set", nodeLanPort(node), up ? "up" : "down");
 }

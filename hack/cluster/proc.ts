@@ -256,3 +256,28 @@ export function pidsInNetns(inodes: Set<number>): number[] {
   }
   return out;
 }
+
+/**
+ * Pids of a pod's container processes (not its pause process), found by the pod's cgroup: the
+ * kubelet puts every container of pod `<uid>` under `…/pod<uid>/…` (cgroupfs driver; the systemd
+ * driver writes the uid with underscores). For fault injection (`kill -9`) in the chaos suite.
+ */
+export function podProcesses(uid: string): number[] {
+  const marks = [`pod${uid}`, `pod${uid.replace(/-/g, "_")}`];
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cgroup = "";
+    let cmd = "";
+    try {
+      cgroup = fs.readFileSync(`/proc/${entry}/cgroup`, "utf8");
+      cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0")[0] ?? "";
+    } catch {
+      continue;
+    }
+    if (!marks.some(m => cgroup.includes(`/${m}/`))) continue;
+    if (path.basename(cmd) === "pause") continue;
+    out.push(Number(entry));
+  }
+  return out;
+}
