@@ -48,7 +48,7 @@ test.serial.before(() => {
   binary = installPrometheus();
 });
 // Before withCluster: Prometheus stops before the cluster goes down.
-test.after.always(async () => prom?.stop());
+test.serial.after.always(async () => prom?.stop());
 const cluster = withCluster(test, {
   nodes: 2,
   module: {

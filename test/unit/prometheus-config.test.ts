@@ -105,3 +105,10 @@ test("nested rows and hidden targets; variables in all of Grafana's spellings", 
   t.throws(() => substitute("x[$nope]", vars), { message: /\$nope/ });
   t.deepEqual(variablesOf("a{$s}[${__range}] [[ds]]"), ["s", "__range", "ds"]);
 });
+
+test("docs/operations.md shows the scrape configuration the test uses", t => {
+  const doc = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "operations.md"), "utf8");
+  const block = doc.split("### Scraping")[1]?.match(/```yaml\n([\s\S]*?)```/)?.[1];
+  t.truthy(block, "a yaml block under ### Scraping");
+  t.deepEqual(parse(block!), { scrape_configs: scrapeConfig().scrape_configs });
+});
