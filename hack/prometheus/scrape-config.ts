@@ -1,20 +1,27 @@
-// A Prometheus scrape configuration for pepr-macvlan without the Prometheus Operator (pure): pods
-// found through the Kubernetes API (kubernetes_sd_configs, role pod) in the module's namespace,
-// so it works for either install (Helm or `npx pepr deploy` + agent/deploy/, which has no metrics
-// Service):
+// A Prometheus scrape configuration for pepr-macvlan without the Prometheus Operator (pure): the
+// pods of the module's namespace, found through the Kubernetes API (kubernetes_sd_configs, role
+// pod), so it works for either install (Helm or `npx pepr deploy` + agent/deploy/, which has no
+// metrics Service):
 // - job `pepr-macvlan`: the admission and watcher pods (label pepr.dev/controller), Pepr's
 //   /metrics over HTTPS on :3000 (Pepr's own self-signed serving certificate: not verified);
 // - job `pepr-macvlan-agent`: the agents (label app.kubernetes.io/name=pepr-macvlan-agent),
 //   /metrics over HTTP on :9478 of their node (hostNetwork: the pod IP is the node's).
+// A Prometheus built without Kubernetes discovery (Debian's package, which the scrape test runs)
+// reads the pods from files instead (file_sd_configs): podTargetGroups writes them with the labels
+// Kubernetes discovery gives a pod, so the jobs' relabelling is the same.
 // Prometheus reads YAML, and JSON is YAML: the text is JSON. docs/operations.md shows it.
+
+/** Where the pods come from: the Kubernetes API (a kubeconfig outside the cluster; in a pod, its
+ * ServiceAccount), or files of target groups (podTargetGroups). */
+export type Discovery = { kubernetes: { kubeconfig?: string } } | { files: string[] };
 
 export interface ScrapeOptions {
   /** The namespace of the module and the agents (default pepr-system). */
   namespace?: string;
   /** Seconds between scrapes (default 15). */
   intervalSeconds?: number;
-  /** A kubeconfig for a Prometheus outside the cluster; in a pod, its ServiceAccount is used. */
-  kubeconfig?: string;
+  /** Default: the Kubernetes API, in the cluster. */
+  discovery?: Discovery;
   /** Pepr's metrics port (default 3000). */
   modulePort?: number;
   /** The agents' AGENT_METRICS_PORT (default 9478). */
@@ -22,6 +29,24 @@ export interface ScrapeOptions {
 }
 
 type Relabel = Record<string, string | string[]>;
+
+export interface ScrapeJob {
+  job_name: string;
+  scheme: "http" | "https";
+  metrics_path: string;
+  tls_config?: { insecure_skip_verify: boolean };
+  kubernetes_sd_configs?: object[];
+  file_sd_configs?: { files: string[]; refresh_interval: string }[];
+  relabel_configs: Relabel[];
+}
+
+export interface PrometheusConfig {
+  global: { scrape_interval: string; evaluation_interval: string };
+  scrape_configs: ScrapeJob[];
+}
+
+/** A Kubernetes label as discovery names it: __meta_kubernetes_pod_label_<this>. */
+const labelName = (key: string) => key.replace(/[^a-zA-Z0-9_]/g, "_");
 
 const keepRunning: Relabel = {
   source_labels: ["__meta_kubernetes_pod_phase"],
@@ -31,7 +56,7 @@ const keepRunning: Relabel = {
 
 /** Relabelling: keep the pods whose `label` matches `regex`, scrape podIP:port, name pod and node. */
 function podRelabels(label: string, regex: string, port: number): Relabel[] {
-  const meta = `__meta_kubernetes_pod_label_${label.replace(/[^a-zA-Z0-9_]/g, "_")}`;
+  const meta = `__meta_kubernetes_pod_label_${labelName(label)}`;
   return [
     { source_labels: [meta], regex, action: "keep" },
     keepRunning,
@@ -46,15 +71,21 @@ function podRelabels(label: string, regex: string, port: number): Relabel[] {
   ];
 }
 
-export function scrapeConfig(o: ScrapeOptions = {}) {
+export function scrapeConfig(o: ScrapeOptions = {}): PrometheusConfig {
   const namespace = o.namespace ?? "pepr-system";
-  const sd = [
-    {
-      role: "pod",
-      namespaces: { names: [namespace] },
-      ...(o.kubeconfig ? { kubeconfig_file: o.kubeconfig } : {}),
-    },
-  ];
+  const d = o.discovery ?? { kubernetes: {} };
+  const sd =
+    "files" in d
+      ? { file_sd_configs: [{ files: d.files, refresh_interval: "5s" }] }
+      : {
+          kubernetes_sd_configs: [
+            {
+              role: "pod",
+              namespaces: { names: [namespace] },
+              ...(d.kubernetes.kubeconfig ? { kubeconfig_file: d.kubernetes.kubeconfig } : {}),
+            },
+          ],
+        };
   const interval = `${o.intervalSeconds ?? 15}s`;
   return {
     global: { scrape_interval: interval, evaluation_interval: interval },
@@ -64,7 +95,7 @@ export function scrapeConfig(o: ScrapeOptions = {}) {
         scheme: "https",
         metrics_path: "/metrics",
         tls_config: { insecure_skip_verify: true },
-        kubernetes_sd_configs: sd,
+        ...sd,
         relabel_configs: [
           ...podRelabels("pepr.dev/controller", "admission|watcher", o.modulePort ?? 3000),
           {
@@ -77,7 +108,7 @@ export function scrapeConfig(o: ScrapeOptions = {}) {
         job_name: "pepr-macvlan-agent",
         scheme: "http",
         metrics_path: "/metrics",
-        kubernetes_sd_configs: sd,
+        ...sd,
         relabel_configs: podRelabels(
           "app.kubernetes.io/name",
           "pepr-macvlan-agent",
@@ -91,3 +122,29 @@ export function scrapeConfig(o: ScrapeOptions = {}) {
 /** The configuration file's text (JSON, which Prometheus reads as YAML). */
 export const renderScrapeConfig = (o: ScrapeOptions = {}) =>
   JSON.stringify(scrapeConfig(o), null, 2) + "\n";
+
+/** A pod as the API returns it, as much as discovery reads. */
+export interface PodLike {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  spec?: { nodeName?: string };
+  status?: { phase?: string; podIP?: string };
+}
+
+/** File discovery's target groups for pods, with the labels Kubernetes discovery (role pod) gives
+ * them; pods without an IP yet are left out. */
+export function podTargetGroups(pods: PodLike[]) {
+  return pods.flatMap(p => {
+    const ip = p.status?.podIP;
+    if (!ip) return [];
+    const labels: Record<string, string> = {
+      __meta_kubernetes_namespace: p.metadata?.namespace ?? "",
+      __meta_kubernetes_pod_name: p.metadata?.name ?? "",
+      __meta_kubernetes_pod_ip: ip,
+      __meta_kubernetes_pod_node_name: p.spec?.nodeName ?? "",
+      __meta_kubernetes_pod_phase: p.status?.phase ?? "",
+    };
+    for (const [k, v] of Object.entries(p.metadata?.labels ?? {}))
+      labels[`__meta_kubernetes_pod_label_${labelName(k)}`] = v;
+    return [{ targets: [ip], labels }];
+  });
+}

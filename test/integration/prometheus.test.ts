@@ -8,7 +8,6 @@
 import anyTest, { TestFn } from "ava";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { paths } from "../../hack/cluster/config";
 import { renderScrapeConfig } from "../../hack/prometheus/scrape-config";
 import {
   Dashboard,
@@ -27,7 +26,7 @@ import {
   waitFor,
   withCluster,
 } from "./helpers";
-import { Prometheus, Sample, installPrometheus } from "./helpers/prometheus";
+import { Prometheus, Sample, installPrometheus, podTargetsFile } from "./helpers/prometheus";
 
 const test = anyTest as TestFn;
 const SCRAPE_SECONDS = 5;
@@ -44,11 +43,15 @@ const DASHBOARD = JSON.parse(
 
 let binary = "";
 let prom: Prometheus | undefined;
+let stopTargets = () => {};
 test.serial.before(() => {
   binary = installPrometheus();
 });
 // Before withCluster: Prometheus stops before the cluster goes down.
-test.serial.after.always(async () => prom?.stop());
+test.serial.after.always(async () => {
+  stopTargets();
+  await prom?.stop();
+});
 const cluster = withCluster(test, {
   nodes: 2,
   module: {
@@ -110,11 +113,12 @@ function judge(q: DashboardQuery, samples: Sample[]): boolean {
 
 test.serial("Prometheus finds and scrapes the admission, watcher and agent pods", async t => {
   const c = cluster();
-  const config = renderScrapeConfig({
-    intervalSeconds: SCRAPE_SECONDS,
-    kubeconfig: paths.kubeconfig,
+  // Debian's build has no Kubernetes discovery: the pods come from a file with the labels it gives.
+  prom = await Prometheus.start(binary, dir => {
+    const file = path.join(dir, "pods.json");
+    stopTargets = podTargetsFile(() => c.listPods("pepr-system"), file);
+    return renderScrapeConfig({ intervalSeconds: SCRAPE_SECONDS, discovery: { files: [file] } });
   });
-  prom = await Prometheus.start(binary, config);
   const p = prom;
   const up = await waitFor(
     async () => {

@@ -5,7 +5,12 @@ import test from "ava";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import { renderScrapeConfig, scrapeConfig } from "../../hack/prometheus/scrape-config";
+import {
+  ScrapeJob,
+  podTargetGroups,
+  renderScrapeConfig,
+  scrapeConfig,
+} from "../../hack/prometheus/scrape-config";
 import {
   Dashboard,
   dashboardQueries,
@@ -21,10 +26,9 @@ const DASHBOARD = JSON.parse(
   ),
 ) as Dashboard;
 
-type Job = ReturnType<typeof scrapeConfig>["scrape_configs"][number];
 const job = (name: string, o = {}) =>
-  scrapeConfig(o).scrape_configs.find(j => j.job_name === name) as Job;
-const relabels = (j: Job) => j.relabel_configs as Record<string, string | string[]>[];
+  scrapeConfig(o).scrape_configs.find(j => j.job_name === name) as ScrapeJob;
+const relabels = (j: ScrapeJob) => j.relabel_configs;
 
 test("two jobs: module pods over HTTPS on 3000, agents over HTTP on 9478, found in pepr-system", t => {
   const mod = job("pepr-macvlan");
@@ -50,7 +54,13 @@ test("two jobs: module pods over HTTPS on 3000, agents over HTTP on 9478, found 
 });
 
 test("options: namespace, interval, ports and a kubeconfig for a Prometheus outside the cluster", t => {
-  const o = { namespace: "mv", intervalSeconds: 5, kubeconfig: "/k", modulePort: 1, agentPort: 2 };
+  const o = {
+    namespace: "mv",
+    intervalSeconds: 5,
+    discovery: { kubernetes: { kubeconfig: "/k" } },
+    modulePort: 1,
+    agentPort: 2,
+  };
   const c = scrapeConfig(o);
   t.is(c.global.scrape_interval, "5s");
   t.deepEqual(job("pepr-macvlan-agent", o).kubernetes_sd_configs, [
@@ -58,6 +68,45 @@ test("options: namespace, interval, ports and a kubeconfig for a Prometheus outs
   ]);
   t.is(relabels(job("pepr-macvlan", o))[2].replacement, "$1:1");
   t.is(relabels(job("pepr-macvlan-agent", o))[2].replacement, "$1:2");
+});
+
+test("file discovery: the same jobs and relabelling, pods from files with Kubernetes' labels", t => {
+  const o = { discovery: { files: ["/t/pods.json"] } };
+  for (const name of ["pepr-macvlan", "pepr-macvlan-agent"]) {
+    const j = job(name, o);
+    t.deepEqual(j.file_sd_configs, [{ files: ["/t/pods.json"], refresh_interval: "5s" }]);
+    t.is(j.kubernetes_sd_configs, undefined);
+    t.deepEqual(j.relabel_configs, job(name).relabel_configs);
+  }
+  const groups = podTargetGroups([
+    {
+      metadata: {
+        name: "agent-x",
+        namespace: "pepr-system",
+        labels: { "app.kubernetes.io/name": "pepr-macvlan-agent", "pepr.dev/controller": "y" },
+      },
+      spec: { nodeName: "n1" },
+      status: { phase: "Running", podIP: "198.18.0.11" },
+    },
+    { metadata: { name: "pending" }, status: { phase: "Pending" } },
+  ]);
+  t.deepEqual(groups, [
+    {
+      targets: ["198.18.0.11"],
+      labels: {
+        __meta_kubernetes_namespace: "pepr-system",
+        __meta_kubernetes_pod_name: "agent-x",
+        __meta_kubernetes_pod_ip: "198.18.0.11",
+        __meta_kubernetes_pod_node_name: "n1",
+        __meta_kubernetes_pod_phase: "Running",
+        __meta_kubernetes_pod_label_app_kubernetes_io_name: "pepr-macvlan-agent",
+        __meta_kubernetes_pod_label_pepr_dev_controller: "y",
+      },
+    },
+  ]);
+  // The labels the jobs keep by are the ones the groups carry.
+  const keeps = ["pepr-macvlan", "pepr-macvlan-agent"].map(n => relabels(job(n))[0].source_labels);
+  for (const [label] of keeps) t.true(String(label) in groups[0].labels);
 });
 
 test("the rendered file is YAML (JSON) that reads back as the configuration", t => {

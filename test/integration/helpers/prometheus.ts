@@ -7,6 +7,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT } from "../../../hack/cluster/config";
+import { PodLike, podTargetGroups } from "../../../hack/prometheus/scrape-config";
 
 /** One series of an instant query's answer. */
 export interface Sample {
@@ -52,10 +53,11 @@ export class Prometheus {
     child.stderr?.on("data", d => (this.log += d));
   }
 
-  /** Starts `binary` with the configuration text; resolves once /-/ready answers 200. */
-  static async start(binary: string, config: string): Promise<Prometheus> {
+  /** Starts `binary` with the configuration text made for its directory; resolves once /-/ready
+   * answers 200. */
+  static async start(binary: string, config: (dir: string) => string): Promise<Prometheus> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pmv-prometheus-"));
-    fs.writeFileSync(path.join(dir, "prometheus.yml"), config);
+    fs.writeFileSync(path.join(dir, "prometheus.yml"), config(dir));
     const port = await freePort();
     const child = spawn(
       binary,
@@ -126,4 +128,32 @@ export class Prometheus {
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Keeps a file for Prometheus' file discovery listing the pods `list` returns (as Kubernetes
+ * discovery would: podTargetGroups), rewritten every `everyMs`; returns a function that stops it.
+ */
+export function podTargetsFile(
+  list: () => Promise<PodLike[]>,
+  file: string,
+  everyMs = 2000,
+): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const write = async () => {
+    try {
+      const text = JSON.stringify(podTargetGroups(await list()), null, 1);
+      fs.writeFileSync(`${file}.tmp`, text);
+      fs.renameSync(`${file}.tmp`, file);
+    } catch {
+      // the API server busy for a moment: the next round writes it
+    }
+    if (!stopped) timer = setTimeout(write, everyMs);
+  };
+  void write();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
