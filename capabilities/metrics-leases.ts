@@ -2,7 +2,7 @@
 // observes the results): time from Reserved to Bound, time from release to the address's next
 // lease, per-subnet usage, conflicts and leases by phase, and the reason label of a denial.
 import { LEASE_PHASES, MacvlanLease, MacvlanSubnet } from "../crds/types";
-import { isIpamError } from "../lib/ipam";
+import { IpamErrorCode, isIpamError } from "../lib/ipam";
 import { summarizeSubnet, leasesBySubnet } from "../cli/subnets";
 
 type Phase = "ADDED" | "MODIFIED" | "DELETED";
@@ -103,6 +103,16 @@ const DENIAL_REASONS: [RegExp, string][] = [
   [/is busy/, "Busy"],
   [/is starting/, "Starting"],
   [/already taken|is free on MacvlanSubnet/, "Taken"],
+];
+
+/** Every reason denialReason can give: the IPAM error codes, the messages' reasons, the rest. */
+export const DENIAL_REASON_NAMES: string[] = [
+  ...new Set([
+    ...(["OutsidePool", "Taken", "Cooling", "Exhausted", "Invalid"] satisfies IpamErrorCode[]),
+    ...DENIAL_REASONS.map(([, r]) => r),
+    "ApiError",
+    "Other",
+  ]),
 ];
 
 /** A low-cardinality reason for a refused admission: the IPAM error's code, else by message. */

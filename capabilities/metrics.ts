@@ -6,7 +6,14 @@ import { metricsCollector } from "pepr";
 import { processRole } from "../lib/mode";
 import { watchCaches } from "./watch-caches";
 import { defineMetrics, prom, peprRegistry } from "./metrics-registry";
-import { LeaseTimes, denialReason, repairKinds, subnetSamples } from "./metrics-leases";
+import {
+  DENIAL_REASON_NAMES,
+  LeaseTimes,
+  denialReason,
+  repairKinds,
+  subnetSamples,
+} from "./metrics-leases";
+import type { Write } from "../lib/decide/writes";
 import type { MacvlanSubnet } from "../crds/types";
 
 const ALLOCATIONS = "macvlan_allocations";
@@ -28,6 +35,21 @@ metricsCollector.addGauge(FREE, "Free addresses per subnet (as last counted by t
 metricsCollector.addGauge(ALLOCATED, "Reserved and bound addresses per subnet", ["subnet"]);
 
 export const metrics = defineMetrics();
+
+// The label values known in advance start at 0: a series that first appears at 1 has no increase
+// for Prometheus (rate() and increase() would miss the first denial of each reason, the first
+// repair, every single conflict), and a panel shows 0 rather than "No data".
+for (const outcome of ["leased", "denied", "skipped"]) metrics.admission.zero({ outcome });
+for (const reason of DENIAL_REASON_NAMES) metrics.denials.inc({ reason }, 0);
+for (const kind of ["LeaseRepaired", "LeaseReclaimed", "MalformedObject"])
+  metrics.repairs.inc({ kind }, 0);
+for (const op of [
+  "createLease",
+  "patchLease",
+  "setLeaseStatus",
+  "deleteLease",
+] satisfies Write["op"][])
+  metrics.conflicts.inc({ op }, 0);
 
 const seconds = (startedAt: number) => (performance.now() - startedAt) / 1000;
 

@@ -11,6 +11,7 @@ import {
   recordSkip,
 } from "../../capabilities/metrics";
 import {
+  DENIAL_REASON_NAMES,
   LeaseTimes,
   denialReason,
   repairKinds,
@@ -46,6 +47,18 @@ test("histograms and counters appear on the registry Pepr serves", async t => {
   t.regex(text, /pepr_macvlan_build_info\{version="[^"]+"\} 1/);
   // Pepr's own series are still there: it is the same registry.
   t.regex(text, /pepr_macvlan_allocations 1/);
+});
+
+test("known label values are served at 0 before their first event (rate() sees the first one)", async t => {
+  const text = await served();
+  t.regex(text, /pepr_macvlan_cas_conflicts_total\{op="deleteLease"\} 0/);
+  t.regex(text, /pepr_macvlan_admission_denials_total\{reason="Bypass"\} 0/);
+  t.regex(text, /pepr_macvlan_repairs_total\{kind="MalformedObject"\} 0/);
+  for (const reason of DENIAL_REASON_NAMES)
+    t.regex(text, new RegExp(`pepr_macvlan_admission_denials_total\\{reason="${reason}"\\} \\d`));
+  t.true(
+    DENIAL_REASON_NAMES.includes("Exhausted") && DENIAL_REASON_NAMES.includes("SubnetMissing"),
+  );
 });
 
 test("denial reasons: IPAM codes, then the refusal's wording; few distinct labels", t => {
