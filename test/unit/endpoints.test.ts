@@ -75,7 +75,11 @@ test("dual stack: one slice per family, each listing the pod's address of that f
   const v6 = renderEndpointSlice(svc, pods, "IPv6");
   t.is(v4.metadata.name, "web-macvlan");
   t.is(v6.metadata.name, "web-macvlan-ipv6");
-  t.is(v6.metadata.labels["kubernetes.io/service-name"], "web-macvlan", "both slices serve the twin");
+  t.is(
+    v6.metadata.labels["kubernetes.io/service-name"],
+    "web-macvlan",
+    "both slices serve the twin",
+  );
   t.deepEqual(
     v4.endpoints.map(e => e.addresses),
     [["198.18.100.10"]],
