@@ -26,6 +26,7 @@ import { macProblem } from "../../lib/decide/repair";
 import { requestedSubnet } from "../../lib/selection";
 import { updateRefusal } from "../../lib/decide/immutable";
 import { ReplicaPool } from "./pool";
+import { ANN_POOL_OWNER, isReturnable } from "../../lib/decide/pool";
 
 /** Set by mutation, read by validation; never persisted because validation denies the pod. */
 export const ANN_ADMISSION_ERROR = "macvlan.dev/admission-error";
@@ -216,33 +217,63 @@ async function leaseFixed(
   dryRun: boolean,
 ): Promise<MacvlanLease> {
   const subnetName = plan.subnet.metadata!.name!;
-  const pool = plan.fixedIps;
+  const candidates = plan.fixedIps;
   let lastError = "";
-  for (const ip of pool) {
+  for (const ip of candidates) {
     try {
-      allocator.allocate(ip, Date.now());
+      await allocateFixed(allocator, subnetName, ip, dryRun);
     } catch (e) {
       const skippable = isIpamError(e) && (e.code === "Taken" || e.code === "Cooling");
       if (!skippable) throw isIpamError(e) ? new Refusal(`${ANN_IP} ${ip}: ${e.message}`) : e;
       lastError = e.code === "Taken" ? takenMessage(ip, subnetName) : e.message;
-      if (pool.length === 1) throw new Refusal(lastError);
+      if (candidates.length === 1) throw new Refusal(lastError);
       continue;
     }
     const lease = await tryCreate(build(ip, true), allocator, port, dryRun);
     if (lease) return lease;
     lastError = takenMessage(ip, subnetName);
   }
-  if (pool.length === 1) throw new Refusal(lastError);
+  if (candidates.length === 1) throw new Refusal(lastError);
   throw new Refusal(
-    `none of the requested addresses ${pool.join(", ")} is free on MacvlanSubnet "${subnetName}" ` +
+    `none of the requested addresses ${candidates.join(", ")} is free on MacvlanSubnet "${subnetName}" ` +
       `(${lastError}); free one of them or add more to ${ANN_IP}`,
   );
 }
 
+/**
+ * Marks a fixed IP taken in the allocator (throws the allocator's error). An address that sits
+ * unused in an admission replica's pool is no one's yet: it is asked back first (./pool.ts).
+ */
+async function allocateFixed(
+  allocator: SubnetAllocator,
+  subnet: string,
+  ip: string,
+  dryRun: boolean,
+): Promise<void> {
+  try {
+    allocator.allocate(ip, Date.now());
+    return;
+  } catch (e) {
+    const taken = isIpamError(e) && e.code === "Taken" && !dryRun;
+    const holder = taken ? state.leases.get(leaseName(subnet, ip)) : undefined;
+    if (!holder || !isReturnable(holder) || !(await pool.reclaim(holder))) throw e;
+  }
+  allocator.allocate(ip, Date.now());
+}
+
 function takenMessage(ip: string, subnet: string): string {
-  const holder = state.leases.get(leaseName(subnet, ip))?.spec?.podRef;
-  const who = holder ? ` by pod ${holder.namespace}/${holder.name ?? "(being created)"}` : "";
-  return `fixed IP ${ip} on MacvlanSubnet "${subnet}" is already taken${who}: choose another address or free it`;
+  const holder = state.leases.get(leaseName(subnet, ip));
+  const what = `fixed IP ${ip} on MacvlanSubnet "${subnet}"`;
+  if (holder && isReturnable(holder)) {
+    const owner = holder.metadata?.annotations?.[ANN_POOL_OWNER] ?? "?";
+    return (
+      `${what} is held by admission replica ${owner} for a pod being admitted, or that replica ` +
+      `did not give it back in time: retry in a few seconds, or choose another address`
+    );
+  }
+  const ref = holder?.spec?.podRef;
+  const who = ref ? ` by pod ${ref.namespace}/${ref.name ?? "(being created)"}` : "";
+  return `${what} is already taken${who}: choose another address or free it`;
 }
 
 /** Creates the lease; undefined when the name (the address) is already taken by someone else. */

@@ -19,10 +19,13 @@ import {
   handedOut,
   isOrphaned,
   isPoolLease,
+  isReturnRequested,
+  isReturnable,
   ownerValue,
   poolTarget,
   recordWrites,
   renderPoolLease,
+  returnRequestWrite,
   staleIncarnationWrites,
 } from "../../lib/decide/pool";
 
@@ -39,6 +42,8 @@ export const poolSettings = {
   idleMs: Number(process.env.MACVLAN_POOL_IDLE_SECONDS ?? 60) * 1000,
   /** Lease creates in flight per subnet, at most. */
   concurrency: 16,
+  /** How long a fixed-IP request waits for another replica to return a pool lease. */
+  returnWaitMs: Number(process.env.MACVLAN_POOL_RETURN_WAIT_MS ?? 3000),
 };
 
 interface Ready {
@@ -165,6 +170,51 @@ export class ReplicaPool {
     return handedOut(taken.cached, taken.token, namespace);
   }
 
+  /**
+   * A fixed IP asked for is held by a pool lease. One of ours that is still ready is returned at
+   * once; another replica's owner is asked (ANN_POOL_RETURN_REQUESTED, which it watches) and the
+   * lease is awaited gone for up to `waitMs`. Resolves true once the address is free to lease;
+   * false when it was handed out meanwhile or the owner did not answer (the request is refused
+   * as taken, as for any other holder).
+   */
+  async reclaim(lease: MacvlanLease, waitMs = poolSettings.returnWaitMs): Promise<boolean> {
+    if (!isReturnable(lease)) return false;
+    const name = lease.metadata!.name!;
+    if (this.#me && lease.metadata?.annotations?.[ANN_POOL_OWNER] === ownerValue(this.#me)) {
+      const entry = this.#unready(lease);
+      return !!entry && (await this.#delete(entry.lease));
+    }
+    try {
+      if ((await applyWrites(this.#port, [returnRequestWrite(lease, new Date())])) !== "done")
+        return false;
+    } catch (e) {
+      Log.warn(`could not ask for pool lease ${name} back: ${describe(e)}`);
+      return false;
+    }
+    return this.#awaitGone(name, lease.metadata?.uid, waitMs);
+  }
+
+  /** Takes a lease out of our ready list (it will not be handed out); the entry, if it was in. */
+  #unready(lease: MacvlanLease): Ready | undefined {
+    const pool = this.#pools.get(lease.spec?.subnet ?? "");
+    const i = pool?.ready.findIndex(r => r.lease.metadata?.name === lease.metadata?.name) ?? -1;
+    return i >= 0 ? pool!.ready.splice(i, 1)[0] : undefined;
+  }
+
+  #awaitGone(name: string, uid: string | undefined, waitMs: number): Promise<boolean> {
+    const gone = () => this.state.leases.get(name)?.metadata?.uid !== uid;
+    return new Promise(resolve => {
+      if (gone()) return resolve(true);
+      const started = Date.now();
+      const timer = setInterval(() => {
+        if (gone() || Date.now() - started >= waitMs) {
+          clearInterval(timer);
+          resolve(gone());
+        }
+      }, 25);
+    });
+  }
+
   /** Creates pool leases up to the target in the background; trims what is over it. */
   topUp(subnet: MacvlanSubnet): void {
     if (!this.#me || subnet.metadata?.deletionTimestamp) return;
@@ -229,8 +279,13 @@ export class ReplicaPool {
     const pool = this.#pools.get(lease.spec?.subnet ?? "");
     if (!pool || !this.#me) return;
     const i = pool.ready.findIndex(r => r.lease.metadata?.name === name);
-    if (i >= 0 && (phase === "DELETED" || !this.#stillOurs(lease, pool.ready[i])))
+    if (i < 0) return;
+    if (phase !== "DELETED" && this.#stillOurs(lease, pool.ready[i]) && isReturnRequested(lease)) {
+      // Another replica was asked for this address as a fixed IP: not handed out, so give it.
+      void this.#delete(pool.ready.splice(i, 1)[0].lease);
+    } else if (phase === "DELETED" || !this.#stillOurs(lease, pool.ready[i])) {
       pool.ready.splice(i, 1);
+    }
   }
 
   /** A hand-out the watcher has not bound yet becomes an ordinary Reserved lease. */
@@ -252,18 +307,22 @@ export class ReplicaPool {
     }
   }
 
-  async #delete(lease: MacvlanLease): Promise<void> {
+  /** Deletes one of our pool leases (compare-and-swap); true once it is gone. */
+  async #delete(lease: MacvlanLease): Promise<boolean> {
     const cached = this.state.leases.get(lease.metadata!.name!) ?? lease;
-    if (!isPoolLease(cached)) return;
+    if (!isPoolLease(cached)) return false;
     const lock = { name: lease.metadata!.name!, uid: cached.metadata?.uid };
     const rv = { resourceVersion: cached.metadata?.resourceVersion };
     try {
       const result = await applyWrites(this.#port, [
         { op: "deleteLease", lease: { ...lock, ...rv } },
       ]);
-      if (result === "done") this.state.leases.forget(cached);
+      if (result !== "done") return false;
+      this.state.leases.forget(cached);
+      return true;
     } catch (e) {
       Log.warn(`could not return pool lease ${lock.name}: ${describe(e)}`);
+      return false;
     }
   }
 

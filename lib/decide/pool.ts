@@ -27,6 +27,12 @@ export const ANN_POOL_COMMITMENT = "macvlan.dev/reservation-sha256";
 /** Set by the watcher (or a restarted owner): the pool lease is revoked since this time. */
 export const ANN_POOL_ORPHANED_AT = "macvlan.dev/pool-orphaned-at";
 
+/**
+ * Set by an admission replica asked for this address as a fixed IP: the owner returns (deletes)
+ * the lease unless it has handed it out already, which only the owner knows (docs/admission.md).
+ */
+export const ANN_POOL_RETURN_REQUESTED = "macvlan.dev/pool-return-requested";
+
 export interface ReplicaId {
   namespace: string;
   pod: string;
@@ -57,6 +63,22 @@ export function isPoolLease(lease: MacvlanLease): boolean {
 }
 
 export const isOrphaned = (lease: MacvlanLease) => !!annotationsOf(lease)[ANN_POOL_ORPHANED_AT];
+
+export const isReturnRequested = (lease: MacvlanLease) =>
+  !!annotationsOf(lease)[ANN_POOL_RETURN_REQUESTED];
+
+/** A pool lease a fixed-IP request may ask back from its owner: live, not revoked. */
+export const isReturnable = (lease: MacvlanLease) => isPoolLease(lease) && !isOrphaned(lease);
+
+/** Asks the owner of a pool lease to give it back (compare-and-swap on what was read). */
+export function returnRequestWrite(lease: MacvlanLease, now: Date): Write {
+  return {
+    op: "patchLease",
+    lease: preconditionOf(lease) as Precondition,
+    spec: {},
+    annotations: { ...annotationsOf(lease), [ANN_POOL_RETURN_REQUESTED]: now.toISOString() },
+  };
+}
 
 /** Whether `token` (from a pod) is the secret this pool lease was committed to. */
 export const tokenOpens = (lease: MacvlanLease, token: string | undefined) =>
@@ -104,6 +126,7 @@ export function claimedMetadata(lease: MacvlanLease, token: string, namespace: s
   const annotations: Record<string, string> = { ...annotationsOf(lease), [ANN_RESERVATION]: token };
   delete annotations[ANN_POOL_OWNER];
   delete annotations[ANN_POOL_ORPHANED_AT];
+  delete annotations[ANN_POOL_RETURN_REQUESTED];
   const labels = { ...lease.metadata?.labels, [LABEL_POD_NAMESPACE]: namespace };
   return { annotations, labels };
 }

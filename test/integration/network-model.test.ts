@@ -10,6 +10,7 @@
 //   LAN host pmv-lanhost 198.18.0.50/16 on br-lan (not a node);
 //   far segment behind the router: pmv-far 198.18.250.5/24 (router eth1 198.18.250.1).
 import test from "ava";
+import { podProcesses } from "../../hack/cluster/proc";
 import { deploy, kubectl } from "../../hack/module/deploy";
 import {
   Cluster,
@@ -390,6 +391,25 @@ for (const [name, subnet, what] of [
   );
 }
 
+/** SIGSTOPs the agent's container processes on a node; resume() sends SIGCONT. */
+async function pauseAgent(c: Cluster, node: string): Promise<{ resume(): void }> {
+  const list = await getJson(c, [
+    "-n",
+    "pepr-system",
+    "pods",
+    "-l",
+    "app.kubernetes.io/name=pepr-macvlan-agent",
+    `--field-selector=spec.nodeName=${node}`,
+  ]);
+  const uid: string | undefined = list?.items?.[0]?.metadata?.uid;
+  if (!uid) throw new Error(`no agent pod on ${node}`);
+  const pids = podProcesses(uid);
+  if (!pids.length) throw new Error(`agent pod ${uid} on ${node} has no container process`);
+  const signal = (s: NodeJS.Signals) => pids.forEach(pid => process.kill(pid, s));
+  signal("SIGSTOP");
+  return { resume: () => signal("SIGCONT") };
+}
+
 test.serial(
   "single-NIC probes fail while the shim route is removed by hand, and recover when the agent restores it",
   async t => {
@@ -398,22 +418,31 @@ test.serial(
       const ip = macvlanIp(pods[name]);
       const before = await c.getPod(NS, name);
       t.true(podReady(before!));
+      // The agent is paused while the route is gone, else its next reconcile (any lease or pod
+      // event on the node) may put the route back before the kubelet's next probe.
+      const agent = await pauseAgent(c, NODE1);
       const tDel = Date.now();
-      await c.execOk(`node/${NODE1}`, ["ip", "route", "del", `${ip}/32`, "proto", "77"]);
-      const path = await c.exec(`node/${NODE1}`, ["ip", "route", "get", ip]);
-      t.log(`${name}: without the shim route node 1 routes ${ip} as ${path.stdout.trim()}`);
-      const notReady = await waitFor(
-        async () => {
-          const p = await c.getPod(NS, name);
-          return p && !podReady(p) && p;
-        },
-        {
-          what: `${name} NotReady after its shim route was deleted`,
-          timeoutMs: 20_000,
-          intervalMs: 250,
-        },
-      ).catch(() => undefined);
-      const tNotReady = Date.now();
+      let notReady: Pod | undefined;
+      let tNotReady = tDel;
+      try {
+        await c.execOk(`node/${NODE1}`, ["ip", "route", "del", `${ip}/32`, "proto", "77"]);
+        const path = await c.exec(`node/${NODE1}`, ["ip", "route", "get", ip]);
+        t.log(`${name}: without the shim route node 1 routes ${ip} as ${path.stdout.trim()}`);
+        notReady = await waitFor(
+          async () => {
+            const p = await c.getPod(NS, name);
+            return p && !podReady(p) && p;
+          },
+          {
+            what: `${name} NotReady after its shim route was deleted`,
+            timeoutMs: 20_000,
+            intervalMs: 250,
+          },
+        ).catch(() => undefined);
+        tNotReady = Date.now();
+      } finally {
+        agent.resume();
+      }
       const back = await c.waitForPodReady(NS, name, { timeoutMs: 90_000 });
       const tBack = Date.now();
       const routes = await c.execOk(`node/${NODE1}`, ["ip", "-4", "route", "show", "proto", "77"]);

@@ -16,11 +16,14 @@ import { ReplicaPool, poolSettings } from "../../capabilities/pods/pool";
 import {
   ANN_POOL_ORPHANED_AT,
   ANN_POOL_OWNER,
+  ANN_POOL_RETURN_REQUESTED,
   ReplicaId,
   commitmentOf,
   isPoolLease,
+  renderPoolLease,
 } from "../../lib/decide/pool";
 import { FakePort } from "./helpers/fake-port";
+import { MacvlanLease } from "../../crds/types";
 import { subnet } from "./helpers/objects";
 
 poolSettings.recordDelayMs = 20;
@@ -116,16 +119,33 @@ test.serial("a warm pool admits with no API request, on a lease that already exi
   );
 });
 
-test.serial("two replicas admitting a burst never hand out one address twice", async t => {
-  const port = new FakePort();
-  const replicas = [fresh(port, A), fresh(port, B)];
-  // Each replica's cache sees the other's leases, as the watch would deliver them.
-  const create = port.createLease.bind(port);
-  port.createLease = async l => {
-    const created = await create(l);
-    for (const r of replicas) r.state.leases.upsert(structuredClone(created));
-    return created;
+/** A FakePort whose lease writes every cache in `caches` sees at once, as the watch delivers them. */
+function linkedPort(): FakePort & { caches: ClusterState[] } {
+  const port = Object.assign(new FakePort(), { caches: [] as ClusterState[] });
+  const echo = (l: MacvlanLease) => {
+    for (const c of port.caches) c.leases.upsert(structuredClone(l));
+    return l;
   };
+  const create = port.createLease.bind(port);
+  const patch = port.patchLease.bind(port);
+  const status = port.setLeaseStatus.bind(port);
+  const remove = port.deleteLease.bind(port);
+  port.createLease = async l => echo(await create(l));
+  port.patchLease = async (...args) => echo(await patch(...args));
+  port.setLeaseStatus = async (...args) => echo(await status(...args));
+  port.deleteLease = async lock => {
+    const before = port.leases.get(lock.name);
+    await remove(lock);
+    if (before && !port.leases.has(lock.name))
+      for (const c of port.caches) c.leases.forget(structuredClone(before));
+  };
+  return port;
+}
+
+test.serial("two replicas admitting a burst never hand out one address twice", async t => {
+  const port = linkedPort();
+  const replicas = [fresh(port, A), fresh(port, B)];
+  port.caches.push(...replicas.map(r => r.state));
   const ips: string[] = [];
   for (let round = 0; round < 60; round++) {
     for (const r of replicas) {
@@ -181,5 +201,150 @@ test.serial(
     t.is(recorded.metadata?.labels?.["macvlan.dev/pod-namespace"], "team-a");
     t.is(recorded.status?.phase, "Reserved");
     t.true(Date.now() - Date.parse(recorded.status!.reservedAt!) < 5000, "the TTL counts from now");
+  },
+);
+
+// A fixed IP that sits unused in an admission replica's pool is no one's yet: the pod that asks
+// for it gets it, whichever replica admits it (in CI, a fixed-IP pod was refused because a pool
+// lease made from a random start held its address).
+
+/** The module's replica (A, serving assignAddress) and another replica B, on one linked port. */
+async function twoReplicas() {
+  const port = linkedPort();
+  port.caches.push(state);
+  t0(await pool.start({ identity: A, port }));
+  // Start from nothing: earlier tests left A's pool and cache holding another port's leases.
+  await pool.drain("lan");
+  for (const l of state.leases.list()) state.leases.forget(l);
+  const b = fresh(port, B);
+  port.caches.push(b.state);
+  await settle();
+  return { port, b };
+}
+const t0 = (ok: boolean) => {
+  if (!ok) throw new Error("the module's pool did not start");
+};
+
+const poolLeaseOf = (s: ClusterState, owner: ReplicaId) =>
+  s.leases
+    .list()
+    .find(
+      l =>
+        isPoolLease(l) &&
+        l.metadata?.annotations?.[ANN_POOL_OWNER] ===
+          `${owner.namespace}/${owner.pod}/${owner.boot}`,
+    );
+
+function fixedRequest(name: string, ip: string) {
+  const req = request(name);
+  req.Raw.metadata!.annotations = { "macvlan.dev/ip": ip };
+  return req;
+}
+
+test.serial("a fixed IP held ready in this replica's own pool is given to the pod", async t => {
+  const { port } = await twoReplicas();
+  pool.topUp(state.subnets.get("lan")!);
+  await settle();
+  const held = poolLeaseOf(state, A);
+  t.truthy(held, "A pre-leased addresses");
+  const req = fixedRequest("fixed-own", held!.spec!.ip);
+  await assignAddress(req as never, port);
+  const ann = req.Raw.metadata!.annotations!;
+  t.false("macvlan.dev/admission-error" in ann, ann["macvlan.dev/admission-error"]);
+  t.is(ann["macvlan.dev/ip"], held!.spec!.ip);
+  const lease = port.leases.get(held!.metadata!.name!)!;
+  t.true(lease.spec?.fixed, "a fixed lease of the pod, not the pool lease");
+  t.is(lease.spec?.podRef?.name, "fixed-own");
+  t.is(lease.metadata?.annotations?.[ANN_POOL_OWNER], undefined);
+  t.false(
+    pool.take(state.subnets.get("lan")!, "team-a")?.spec?.ip === held!.spec!.ip,
+    "no longer in the pool",
+  );
+});
+
+test.serial("a fixed IP held ready in another replica's pool is asked back and given", async t => {
+  const { port, b } = await twoReplicas();
+  b.pool.topUp(b.state.subnets.get("lan")!);
+  await settle();
+  const held = poolLeaseOf(b.state, B)!;
+  t.truthy(held, "B pre-leased addresses");
+  const req = fixedRequest("fixed-other", held.spec!.ip);
+  await assignAddress(req as never, port);
+  const ann = req.Raw.metadata!.annotations!;
+  t.false("macvlan.dev/admission-error" in ann, ann["macvlan.dev/admission-error"]);
+  t.is(ann["macvlan.dev/ip"], held.spec!.ip);
+  const name = held.metadata!.name!;
+  t.true(
+    port.writes.some(w => w.startsWith(`patch ${name}@`)),
+    "A asked B for it",
+  );
+  t.true(
+    port.writes.some(w => w.startsWith(`delete ${name}@`)),
+    "B returned it",
+  );
+  t.is(port.leases.get(name)?.spec?.podRef?.name, "fixed-other");
+  const handed = new Set<string>();
+  for (let i = 0; i < 80; i++) {
+    const got = b.pool.take(b.state.subnets.get("lan")!, "team-a");
+    if (got) handed.add(got.spec!.ip);
+  }
+  t.false(handed.has(held.spec!.ip), "B never hands the returned address out");
+});
+
+test.serial(
+  "a fixed IP another replica has already handed out stays with that pod: refused as taken",
+  async t => {
+    const { port, b } = await twoReplicas();
+    const sub = b.state.subnets.get("lan")!;
+    b.pool.topUp(sub);
+    await settle();
+    const handed = b.pool.take(sub, "team-a", "web-first")!;
+    t.truthy(handed);
+    poolSettings.returnWaitMs = 150;
+    const req = fixedRequest("fixed-late", handed.spec!.ip);
+    await assignAddress(req as never, port);
+    const error = req.Raw.metadata!.annotations!["macvlan.dev/admission-error"];
+    t.regex(
+      error ?? "",
+      new RegExp(
+        `fixed IP ${handed.spec!.ip.replaceAll(".", "\\.")} .*already taken by pod team-a/web-first`,
+      ),
+    );
+    const lease = port.leases.get(handed.metadata!.name!)!;
+    t.truthy(lease, "B did not delete a lease it handed out");
+    t.is(
+      lease.metadata?.annotations?.["macvlan.dev/reservation-sha256"],
+      handed.metadata?.annotations?.["macvlan.dev/reservation-sha256"],
+    );
+    t.true(
+      port.writes.some(w => w.startsWith(`patch ${handed.metadata!.name}@`)),
+      "A asked B for it",
+    );
+    t.is(
+      lease.metadata?.annotations?.[ANN_POOL_RETURN_REQUESTED],
+      undefined,
+      "the request did not follow the lease to its pod",
+    );
+  },
+);
+
+test.serial(
+  "a fixed IP in the pool of a replica that does not answer is refused: who holds it, retry",
+  async t => {
+    const { port } = await twoReplicas();
+    poolSettings.returnWaitMs = 100;
+    const silent: ReplicaId = { namespace: "pepr-system", pod: "pepr-c", boot: "c1" };
+    const held = port.put(renderPoolLease("lan", "198.18.100.9", "02:00:00:00:00:09", silent, "t"));
+    state.leases.upsert(held);
+    const req = fixedRequest("fixed-silent", "198.18.100.9");
+    await assignAddress(req as never, port);
+    t.regex(
+      req.Raw.metadata!.annotations!["macvlan.dev/admission-error"] ?? "",
+      /198\.18\.100\.9 .*held by admission replica pepr-system\/pepr-c\/c1 .*retry in a few seconds/,
+    );
+    t.truthy(
+      port.leases.get(held.metadata!.name!),
+      "nothing deleted what the replica may have handed out",
+    );
   },
 );

@@ -5,11 +5,14 @@ import {
   ANN_POOL_COMMITMENT,
   ANN_POOL_ORPHANED_AT,
   ANN_POOL_OWNER,
+  ANN_POOL_RETURN_REQUESTED,
   ReplicaId,
+  isReturnable,
   planPoolLease,
   poolTarget,
   recordWrites,
   renderPoolLease,
+  returnRequestWrite,
   staleIncarnationWrites,
 } from "../../lib/decide/pool";
 import { readFileSync } from "node:fs";
@@ -202,4 +205,27 @@ test("pool size follows the hand-out rate, within min and max, and never above 1
   t.deepEqual(at(100n, 500), { fill: 12, keep: 12 }, "1/8 of the free addresses");
   t.deepEqual(at(7n, 500), { fill: 0, keep: 0 }, "near full: no pool");
   t.deepEqual(at(10_000n, 0, true), { fill: 0, keep: 0 }, "idle: everything goes back");
+});
+
+test("a fixed-IP request asks a live pool lease back by compare-and-swap; the mark never follows the lease to a pod", t => {
+  const l = poolLease();
+  t.true(isReturnable(l));
+  t.false(
+    isReturnable(poolLease({ orphanedAt: "2026-12-01T10:00:00Z" })),
+    "revoked: the watcher decides",
+  );
+  const w = returnRequestWrite(l, NOW);
+  t.is(w.op, "patchLease");
+  if (w.op !== "patchLease") return;
+  t.deepEqual(w.lease, { name: l.metadata!.name!, uid: "pool-uid", resourceVersion: "7" });
+  t.is(w.annotations?.[ANN_POOL_RETURN_REQUESTED], NOW.toISOString());
+  t.is(w.annotations?.[ANN_POOL_COMMITMENT], l.metadata!.annotations![ANN_POOL_COMMITMENT]);
+  // Handed out before the owner saw the request: the pod's lease does not carry it.
+  const asked = structuredClone(l);
+  asked.metadata!.annotations = w.annotations;
+  const patch = recordWrites(asked, { token: TOKEN, namespace: "team-a" }, NOW).find(
+    x => x.op === "patchLease",
+  );
+  t.truthy(patch);
+  if (patch?.op === "patchLease") t.false(ANN_POOL_RETURN_REQUESTED in (patch.annotations ?? {}));
 });
