@@ -35,9 +35,13 @@ test.before(async () => {
 test.serial(
   `${DEPLOYMENTS * REPLICAS} pods at once from two admission replicas get distinct, bound addresses`,
   async t => {
+    // Four phases of up to minutes each on 2 cores (Running took 317 s on real kubelets): more
+    // than ava's 10-minute silence limit, which t.timeout replaces for this test.
+    t.timeout(25 * 60_000);
     const c = cluster();
     const total = DEPLOYMENTS * REPLICAS;
     const started = Date.now();
+    const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
     await c.apply(
       Array.from({ length: DEPLOYMENTS }, (_, i) =>
         testDeployment({ namespace: NS, name: `d${i}`, replicas: REPLICAS }),
@@ -53,7 +57,7 @@ test.serial(
       },
       { what: `${total} pods Running`, timeoutMs: 600_000, intervalMs: 2000 },
     );
-    t.log(`${total} pods Running in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    t.log(`${total} pods Running after ${since()}`);
     const ips = pods.map(p => p.metadata.annotations["macvlan.dev/ip"]);
     t.is(new Set(ips).size, total, "every pod has its own address");
     t.true(ips.every(ip => /^198\.18\.11[01]\.\d+$/.test(ip)));
@@ -89,6 +93,7 @@ test.serial(
       },
       { what: "all leases Bound with their pod's node", timeoutMs: 180_000, intervalMs: 2000 },
     );
+    t.log(`every lease Bound with its pod's node after ${since()}`);
     const boundUids = leases.map((l: Json) => l.spec.podRef.uid);
     t.is(new Set(boundUids).size, total, "no pod holds two leases");
     for (const l of leases) {
@@ -104,6 +109,7 @@ test.serial(
         JSON.parse(await c.kubectl(["-n", NS, "get", "pods", "-o", "json"])).items.length === 0,
       { what: "pods gone", timeoutMs: 600_000, intervalMs: 2000 },
     );
+    t.log(`pods deleted after ${since()}`);
     await waitFor(
       async () =>
         JSON.parse(await c.kubectl(["get", "mvl", "-l", "macvlan.dev/subnet=bulk", "-o", "json"]))
@@ -111,6 +117,7 @@ test.serial(
       // The pods' leases are released at once; pool leases go once the replicas are idle (60 s).
       { what: "no lease left over", timeoutMs: 240_000, intervalMs: 2000 },
     );
+    t.log(`no lease left after ${since()}`);
     t.pass();
   },
 );
