@@ -3,6 +3,7 @@
 // lease, per-subnet usage, conflicts and leases by phase, and the reason label of a denial.
 import { LEASE_PHASES, MacvlanLease, MacvlanSubnet } from "../crds/types";
 import { IpamErrorCode, isIpamError } from "../lib/ipam";
+import { Refusal } from "../lib/decide/admit";
 import { summarizeSubnet, leasesBySubnet } from "../cli/subnets";
 
 type Phase = "ADDED" | "MODIFIED" | "DELETED";
@@ -118,6 +119,7 @@ export const DENIAL_REASON_NAMES: string[] = [
 /** A low-cardinality reason for a refused admission: the IPAM error's code, else by message. */
 export function denialReason(e: unknown, message: string): string {
   if (isIpamError(e)) return e.code;
+  if (e instanceof Refusal && e.reason) return e.reason;
   for (const [re, reason] of DENIAL_REASONS) if (re.test(message)) return reason;
   return /could not lease an address/.test(message) ? "ApiError" : "Other";
 }

@@ -14,6 +14,7 @@ import { settings } from "../../lib/mode";
 import { ANN_IP, ANN_MAC, ANN_MULTUS_NETWORKS } from "../../lib/names";
 import {
   LeaseRequestPlan,
+  Refusal,
   planAdmission,
   podAnnotationsFor,
   takeoverWrites,
@@ -34,9 +35,6 @@ export const ANN_ADMISSION_ERROR = "macvlan.dev/admission-error";
 export const state = new ClusterState();
 /** This replica's pre-leased addresses (./pool.ts); off until started. */
 export const pool = new ReplicaPool(state);
-
-/** A refusal whose message is for the user as it stands. */
-class Refusal extends Error {}
 
 export async function assignAddress(
   req: PeprMutateRequest<a.Pod>,
@@ -224,7 +222,8 @@ async function leaseFixed(
       await allocateFixed(allocator, subnetName, ip, dryRun);
     } catch (e) {
       const skippable = isIpamError(e) && (e.code === "Taken" || e.code === "Cooling");
-      if (!skippable) throw isIpamError(e) ? new Refusal(`${ANN_IP} ${ip}: ${e.message}`) : e;
+      if (!skippable)
+        throw isIpamError(e) ? new Refusal(`${ANN_IP} ${ip}: ${e.message}`, e.code) : e;
       lastError = e.code === "Taken" ? takenMessage(ip, subnetName) : e.message;
       if (candidates.length === 1) throw new Refusal(lastError);
       continue;

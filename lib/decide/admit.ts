@@ -57,6 +57,19 @@ export type AdmissionPlan = { kind: "skip" } | { kind: "deny"; message: string }
 const deny = (message: string): AdmissionPlan => ({ kind: "deny", message });
 
 /** Every pod, opted in or not, goes through the bypass check; only opted-in ones are leased. */
+/**
+ * A refusal whose message is for the user as it stands; `reason` is its metrics label when the
+ * wording alone would not give it (an IPAM error re-worded for the annotation that asked).
+ */
+export class Refusal extends Error {
+  constructor(
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}
+
 export function planAdmission(s: AdmissionSnapshot): AdmissionPlan {
   const annotations = s.pod.metadata?.annotations ?? {};
   const bypass = bypassRefusal(annotations, s.namespace, s.subnets);

@@ -18,6 +18,7 @@ import {
   subnetSamples,
 } from "../../capabilities/metrics-leases";
 import { IpamError } from "../../lib/ipam";
+import { Refusal } from "../../lib/decide/admit";
 import { MacvlanLease } from "../../crds/types";
 import { NOW, lan, leases } from "./helpers/cli-cluster";
 
@@ -80,6 +81,12 @@ test("denial reasons: IPAM codes, then the refusal's wording; few distinct label
   );
   t.is(denialReason(undefined, "pepr-macvlan could not lease an address: 500"), "ApiError");
   t.is(denialReason(undefined, "something new"), "Other");
+  // A fixed IP outside the ranges: the IPAM error is re-worded for the annotation, its code kept.
+  const outside = new Refusal(
+    "macvlan.dev/ip 198.18.200.5: IP … cannot be leased …",
+    "OutsidePool",
+  );
+  t.is(denialReason(outside, outside.message), "OutsidePool");
 });
 
 const at = (s: number) => new Date(NOW.getTime() + s * 1000).toISOString();
