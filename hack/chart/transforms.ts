@@ -4,6 +4,7 @@
 // loudly instead of shipping a half-edited chart. Add a transform: write a function, add it to
 // TRANSFORMS (order matters only where one reads what another adds: values and schema first).
 import { Document, isMap, isSeq, parseAllDocuments, parseDocument, YAMLMap } from "yaml";
+import { STARTUP_PROBE } from "../module/policies";
 
 /** The chart's files by path relative to the chart root. */
 export type ChartFiles = Map<string, string>;
@@ -235,6 +236,43 @@ const deploymentKnobs: Transform = {
   },
 };
 
+/** Pepr's probe schema allows httpGet and initialDelaySeconds only: the rest of a probe too. */
+const PROBE_FIELDS = ["periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"];
+
+const startupProbe: Transform = {
+  name: "startup-probe",
+  why: "Pepr's Deployments have only a liveness probe, which kills a replica restarting on a busy node (hack/module/policies.ts STARTUP_PROBE)",
+  apply(files) {
+    for (const [component, file] of [
+      ["admission", "templates/admission-deployment.yaml"],
+      ["watcher", "templates/watcher-deployment.yaml"],
+    ]) {
+      const liveness = `{{- toYaml .Values.${component}.livenessProbe | nindent 12 }}\n`;
+      files.set(
+        file,
+        replaceOnce(
+          need(files, file),
+          liveness,
+          `${liveness}          startupProbe:\n            {{- toYaml .Values.${component}.startupProbe | nindent 12 }}\n`,
+          file,
+        ),
+      );
+    }
+    const doc = parseDocument(need(files, "values.yaml"));
+    for (const component of ["admission", "watcher"]) {
+      if (doc.hasIn([component, "startupProbe"])) continue;
+      doc.setIn([component, "startupProbe"], doc.createNode(STARTUP_PROBE));
+    }
+    files.set("values.yaml", doc.toString({ lineWidth: 0 }));
+    const schema = JSON.parse(need(files, "values.schema.json"));
+    const defs = schema.definitions;
+    defs.Admission.properties.startupProbe = { $ref: "#/definitions/NessProbe" };
+    for (const f of PROBE_FIELDS) defs.NessProbe.properties[f] = { type: "integer" };
+    defs.NessProbe.required = ["httpGet"];
+    files.set("values.schema.json", JSON.stringify(schema, null, 2) + "\n");
+  },
+};
+
 const KEEP = { "helm.sh/resource-policy": "keep" };
 
 const addCrds: Transform = {
@@ -456,6 +494,7 @@ export const TRANSFORMS: Transform[] = [
   dropStoreRbac,
   addValues,
   deploymentKnobs,
+  startupProbe,
   addCrds,
   addPolicies,
   addAgent,

@@ -28,7 +28,7 @@ import {
   invalidateModuleBuild,
   manifestWithEnv,
 } from "./manifest";
-import { POLICIES, deleteStoreRbacArgs } from "./policies";
+import { MODULE_CONTAINERS, POLICIES, STARTUP_PROBE, deleteStoreRbacArgs } from "./policies";
 
 export const NAMESPACE = "pepr-system";
 export const ADMISSION = "pepr-pepr-macvlan";
@@ -351,13 +351,33 @@ async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   const deployed = peprDeploy({ timeoutMs: opts.timeoutMs, echo: opts.echo });
   deployed.catch(() => undefined); // awaited below; this only keeps an early throw from orphaning it
   const env = opts.env ?? {};
+  // Patched as soon as the Deployments exist, so their first pods already start with it.
+  await Promise.race([deploymentsCreated(), deployed]);
+  log("kubectl patch: a startup probe on the admission and watcher Deployments (fix-dist's)");
+  await addStartupProbes();
   if (Object.keys(env).length) {
-    // Set as soon as the Deployments exist, so their first pods already start with the settings.
-    await Promise.race([deploymentsCreated(), deployed]);
     log(`kubectl set env ${Object.keys(env).join(", ")} on the admission and watcher Deployments`);
     await setEnv(env);
   }
   await deployed;
+}
+
+/** What fix-dist adds to the manifest (policies.ts STARTUP_PROBE), for `npx pepr deploy`'s. */
+async function addStartupProbes(): Promise<void> {
+  for (const [deployment, name] of Object.entries(MODULE_CONTAINERS)) {
+    const patch = {
+      spec: { template: { spec: { containers: [{ name, startupProbe: STARTUP_PROBE }] } } },
+    };
+    await kubectl([
+      "-n",
+      NAMESPACE,
+      "patch",
+      "deployment",
+      deployment,
+      "-p",
+      JSON.stringify(patch),
+    ]);
+  }
 }
 
 export interface DeployOptions {

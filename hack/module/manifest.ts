@@ -16,9 +16,10 @@ export const DIST = path.join(REPO_ROOT, "dist");
 export const MODULE_MANIFEST = path.join(DIST, "pepr-module-pepr-macvlan.yaml");
 const STAMP = path.join(DIST, ".module-sources.sha256");
 
-/** What the module is built from (tests and tools are not part of it). */
+/** What the module is built from (tests and tools are not part of it), and fix-dist. */
 const SOURCES = [
   "pepr.ts",
+  "hack/module/policies.ts",
   "package.json",
   "package-lock.json",
   "tsconfig.json",

@@ -33,6 +33,24 @@ export const POLICY_NAMES = [
   "pepr-macvlan-managed-nads-opted-in-only",
 ];
 
+/**
+ * Pepr's Deployments have a liveness probe only (first check at 10 s, then 3 misses of 1 s each
+ * and the container is killed): an admission replica restarting on a busy node was killed before
+ * it was up, again and again (the chaos suite saw it). A startup probe gives it up to 2 minutes;
+ * the liveness probe starts once it has passed.
+ */
+export const STARTUP_PROBE = {
+  httpGet: { path: "/healthz", port: 3000, scheme: "HTTPS" },
+  periodSeconds: 2,
+  timeoutSeconds: 5,
+  failureThreshold: 60,
+};
+/** The module's Deployments and their containers, as `npx pepr build` names them. */
+export const MODULE_CONTAINERS: Record<string, string> = {
+  [MODULE_SERVICE_ACCOUNT]: "server",
+  [`${MODULE_SERVICE_ACCOUNT}-watcher`]: "watcher",
+};
+
 interface Doc {
   kind?: string;
   metadata?: { name?: string; namespace?: string };
@@ -56,14 +74,16 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
     // Split on the document separators and drop whole documents: the others stay byte for byte.
     const chunks = fs.readFileSync(file, "utf8").split(/^---\n/m);
     const keep = chunks.filter(c => !isStoreRbac(parseDocument(c).toJS() as Doc));
-    const scoped = keep.map(scopeWebhookDocument);
+    const scoped = keep.map(c => withStartupProbe(scopeWebhookDocument(c)));
     const rescoped = scoped.filter((c, i) => c !== keep[i]).length;
     if (keep.length === chunks.length && !rescoped) continue;
     fs.writeFileSync(file, scoped.join("---\n"));
     if (keep.length < chunks.length)
       removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
     if (rescoped)
-      removed.push(`${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces`);
+      removed.push(
+        `${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces, or startup probes added`,
+      );
   }
   for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
     // Pepr writes package.json's description into Chart.yaml unquoted: ours has ": " in it, which
@@ -105,6 +125,18 @@ export function scopeWebhookDocument(chunk: string): string {
     return chunk;
   if (!scopePatch(obj).length) return chunk;
   for (const w of obj.webhooks ?? []) w.namespaceSelector = scopedSelector(w.namespaceSelector);
+  return stringify(obj);
+}
+
+/** A module Deployment document with STARTUP_PROBE on its container; any other as it is. */
+export function withStartupProbe(chunk: string): string {
+  const obj = parseDocument(chunk).toJS() as Doc & {
+    spec?: { template?: { spec?: { containers?: { name?: string; startupProbe?: object }[] } } };
+  };
+  const container = obj?.kind === "Deployment" && MODULE_CONTAINERS[obj.metadata?.name ?? ""];
+  const c = container && obj.spec?.template?.spec?.containers?.find(c => c.name === container);
+  if (!c || c.startupProbe) return chunk;
+  c.startupProbe = STARTUP_PROBE;
   return stringify(obj);
 }
 

@@ -6,7 +6,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, parseDocument, stringify } from "yaml";
+import { STARTUP_PROBE, withStartupProbe } from "../../hack/module/policies";
 import { readInputs } from "../../hack/chart/build";
 import { ChartFiles, TRANSFORMS, replaceOnce, transformChart } from "../../hack/chart/transforms";
 
@@ -217,4 +218,38 @@ test("a transform whose target moved fails loudly", t => {
   const broken = readTree(FIXTURE);
   broken.set("templates/admission-deployment.yaml", "spec: {}\n");
   t.throws(() => transformChart(broken, inputs()), { message: /replicas/ });
+});
+
+test("both Deployments get a startup probe, so a replica restarting on a busy node is not killed; it is a value", t => {
+  type Probed = { spec: { template: { spec: { containers: { startupProbe?: object }[] } } } };
+  const probeOf = (docs: ReturnType<typeof render>, name: string) =>
+    (docs.find(d => d.kind === "Deployment" && d.metadata?.name === name) as unknown as Probed).spec
+      .template.spec.containers[0].startupProbe;
+  const docs = render();
+  for (const name of ["pepr-pepr-macvlan", "pepr-pepr-macvlan-watcher"])
+    t.deepEqual(probeOf(docs, name), STARTUP_PROBE, name);
+  const longer = render(["admission.startupProbe.failureThreshold=90"]);
+  t.like(probeOf(longer, "pepr-pepr-macvlan"), { failureThreshold: 90, periodSeconds: 2 });
+});
+
+test("fix-dist adds the startup probe to the module manifest's two Deployments only", t => {
+  const deployment = (name: string, container: string) =>
+    stringify({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace: "pepr-system" },
+      spec: { template: { spec: { containers: [{ name: container, image: "pepr:1" }] } } },
+    });
+  const probeIn = (text: string) =>
+    (parseDocument(text).toJS() as { spec: { template: { spec: { containers: object[] } } } }).spec
+      .template.spec.containers[0] as { startupProbe?: object };
+  t.deepEqual(
+    probeIn(withStartupProbe(deployment("pepr-pepr-macvlan", "server"))).startupProbe,
+    STARTUP_PROBE,
+  );
+  const watcher = withStartupProbe(deployment("pepr-pepr-macvlan-watcher", "watcher"));
+  t.deepEqual(probeIn(watcher).startupProbe, STARTUP_PROBE);
+  const other = deployment("someone-else", "server");
+  t.is(withStartupProbe(other), other, "another Deployment is left as it is");
+  t.is(withStartupProbe(watcher), watcher, "already probed: unchanged");
 });
