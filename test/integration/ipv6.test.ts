@@ -244,3 +244,148 @@ test.serial(
     t.is((await c.httpGet(`node/${NODE1}`, url(ip))).status, 200);
   },
 );
+
+// ---- Dual stack (docs/ipv6.md "Dual stack"): one net1 with an address of each family. ----
+
+const DUAL_NS = "dual";
+const LAN4_RANGE = { start: "198.18.120.10", end: "198.18.120.40" };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const ipsOf = (p: Pod) => macvlanIp(p).split(",");
+async function leasesOfPod(c: Cluster, uid: string): Promise<Json[]> {
+  const all = (await getJson(c, ["mvl"]))?.items ?? [];
+  return all.filter((l: Json) => l.spec.podRef?.uid === uid);
+}
+const podLeaseCount = async (c: Cluster) =>
+  ((await getJson(c, ["mvl"]))?.items ?? []).filter((l: Json) => l.spec.podRef).length;
+
+test.serial(
+  "dual stack: by namespace label or pod annotation, a pod gets an IPv4 and an IPv6 address on one net1, each with its lease",
+  async t => {
+    const c = cluster();
+    await c.apply(macvlanSubnet("lan4", { ranges: [LAN4_RANGE] }));
+    await c.createNamespace(DUAL_NS, {
+      "macvlan.dev/subnet": "lan4",
+      "macvlan.dev/subnet-dual": "lan6",
+    });
+    await c.apply([
+      // By the namespace's labels: no annotation.
+      testPod({
+        command: httpServer(8080),
+        name: "dual-1",
+        namespace: DUAL_NS,
+        node: NODE1,
+        labels: { app: "dual" },
+      }),
+      // By the pod's annotation, IPv6 first, in a namespace that opted in to lan6 only.
+      pod("dual-2", NODE2, "lan6,lan4"),
+    ]);
+    for (const [ns, name] of [
+      [DUAL_NS, "dual-1"],
+      [NS, "dual-2"],
+    ])
+      pods[name] = await c.waitForPodReady(ns, name, { timeoutMs: 120_000 });
+    for (const name of ["dual-1", "dual-2"]) {
+      const p = pods[name];
+      const ips = ipsOf(p);
+      t.log(`${name} on ${p.spec.nodeName}: net1 ${ips.join(" and ")}`);
+      t.is(ips.length, 2, `${name} holds two addresses`);
+      const v4 = ips.find(ip => ip.includes("."))!;
+      const v6 = ips.find(ip => ip.includes(":"))!;
+      t.regex(v4, /^198\.18\.120\.\d+$/);
+      t.regex(v6, /^2001:db8:18::1[0-9a-f]{2}$/);
+      // Both on the same net1 inside the pod, from one MAC.
+      const ns = name === "dual-1" ? DUAL_NS : NS;
+      const addr = await c.execOk(`${ns}/${name}`, ["ip", "addr", "show", "net1"]);
+      t.true(addr.includes(`${v4}/16`) && addr.includes(`${v6}/64`), addr);
+      const leases = await waitFor(
+        async () => {
+          const l = await leasesOfPod(c, p.metadata.uid ?? "");
+          return l.length === 2 && l.every((x: Json) => x.status?.phase === "Bound") && l;
+        },
+        { what: `both leases of ${name} Bound`, timeoutMs: 60_000 },
+      );
+      t.deepEqual(leases.map((l: Json) => l.spec.ip).sort(), [v4, v6].sort());
+      t.is(new Set(leases.map((l: Json) => l.spec.mac)).size, 1, "one MAC for both");
+      t.true(addr.includes(leases[0].spec.mac), "net1 carries the leases' MAC");
+      // The node reaches its pod over both families through the shim.
+      const node = String(p.spec.nodeName);
+      for (const ip of [v4, v6])
+        t.true(await c.ping(`node/${node}`, ip, { count: 3, timeoutS: 5 }), `${node} → ${ip}`);
+    }
+    // Pod ↔ pod across nodes, both families.
+    for (const ip of ipsOf(pods["dual-2"]))
+      t.true(await c.ping(`${DUAL_NS}/dual-1`, ip), `dual-1 → dual-2 ${ip}`);
+  },
+);
+
+test.serial("dual stack: an exposed Service gets one EndpointSlice per family", async t => {
+  const c = cluster();
+  await c.apply({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "web", namespace: DUAL_NS, annotations: { "macvlan.dev/expose": "true" } },
+    spec: { selector: { app: "dual" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+  });
+  const [v4, v6] = [
+    ipsOf(pods["dual-1"]).find(ip => ip.includes("."))!,
+    ipsOf(pods["dual-1"]).find(ip => ip.includes(":"))!,
+  ];
+  for (const [slice, type, ip] of [
+    ["web-macvlan", "IPv4", v4],
+    ["web-macvlan-ipv6", "IPv6", v6],
+  ]) {
+    const s = await waitFor(
+      async () => {
+        const got = await getJson(c, ["-n", DUAL_NS, "endpointslice", slice]);
+        return got?.endpoints?.[0]?.addresses?.[0] === ip && got;
+      },
+      { what: `${slice} lists ${ip}`, timeoutMs: 60_000 },
+    );
+    t.is(s.addressType, type);
+    t.is(s.endpoints.length, 1);
+  }
+});
+
+test.serial(
+  "dual stack: a denial on either family leases neither; deleting the pod releases both",
+  async t => {
+    const c = cluster();
+    const before = await podLeaseCount(c);
+    // The IPv4 address is free, the IPv6 one lies outside lan6's range: refused, nothing leased.
+    const r = await c.kubectlResult(["create", "-f", "-"], {
+      input: JSON.stringify(
+        testPod({
+          name: "dual-bad",
+          namespace: DUAL_NS,
+          annotations: { "macvlan.dev/ip": "198.18.120.39,2001:db8:18::ffff" },
+        }),
+      ),
+    });
+    t.not(r.code, 0);
+    t.regex(r.stderr, /2001:db8:18::ffff/);
+    await new Promise(res => setTimeout(res, 1500));
+    t.is(await podLeaseCount(c), before, "the IPv4 lease was taken back");
+    t.falsy(
+      ((await getJson(c, ["mvl"]))?.items ?? []).find((l: Json) => l.spec.ip === "198.18.120.39"),
+      "no lease of the free IPv4 address either",
+    );
+
+    const p = pods["dual-2"];
+    await c.kubectl(["-n", NS, "delete", "pod", "dual-2", "--wait=true"]);
+    const released = await waitFor(
+      async () => {
+        const all = ((await getJson(c, ["mvl"]))?.items ?? []).filter((l: Json) =>
+          ipsOf(p).includes(l.spec.ip),
+        );
+        const held = all.filter((l: Json) => l.spec.podRef?.uid === p.metadata.uid);
+        return held.every((l: Json) => l.status?.phase === "Released") && all;
+      },
+      { what: "both leases of dual-2 released", timeoutMs: 60_000 },
+    );
+    t.log(
+      `after deletion: ${released.map((l: Json) => `${l.spec.ip} ${l.status?.phase}`).join(", ") || "no lease left"}`,
+    );
+  },
+);

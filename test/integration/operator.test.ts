@@ -192,6 +192,47 @@ test.serial(
   },
 );
 
+test.serial(
+  "a fixed IP that an admission replica holds unused in its pool is given to the pod that asks",
+  async t => {
+    const c = cluster();
+    // Pools fill from a random start after a subnet's first pods (the tests above made some).
+    const pooled = await waitFor(
+      async () =>
+        (await leases(c, "macvlan.dev/subnet=lan")).filter(
+          l => !l.spec.podRef && l.metadata.annotations?.["macvlan.dev/pool-owner"],
+        ),
+      { what: "pool leases on lan" },
+    );
+    // Several, so both replicas' pools are asked: each admission reaches one replica or the other.
+    const wanted = pooled.slice(0, 4);
+    for (const [i, l] of wanted.entries()) {
+      const name = `from-pool-${i}`;
+      const r = await createPod(
+        c,
+        testPod({ name, namespace: "op-fixed", annotations: { "macvlan.dev/ip": l.spec.ip } }),
+      );
+      t.is(r.code, 0, r.stderr);
+      const p = await c.waitForPodReady("op-fixed", name);
+      t.is(
+        ann(p, "macvlan.dev/ip"),
+        l.spec.ip,
+        `${name} got ${l.spec.ip} (pool of ${l.metadata.annotations["macvlan.dev/pool-owner"]})`,
+      );
+      const lease = await waitFor(
+        async () => {
+          const got = (await leases(c)).find(x => x.metadata.name === l.metadata.name);
+          return got?.status?.phase === "Bound" && got;
+        },
+        { what: `lease ${l.metadata.name} Bound to ${name}` },
+      );
+      t.is(lease.spec.podRef.uid, p.metadata!.uid);
+      t.true(lease.spec.fixed);
+      t.is(lease.metadata.annotations?.["macvlan.dev/pool-owner"], undefined);
+    }
+  },
+);
+
 test.serial("a namespace the subnet does not allow is refused", async t => {
   const c = cluster();
   await c.apply(
