@@ -198,11 +198,13 @@ test.serial(
     const c = cluster();
     // Pools fill from a random start after a subnet's first pods (the tests above made some).
     const pooled = await waitFor(
-      async () =>
-        (await leases(c, "macvlan.dev/subnet=lan")).filter(
+      async () => {
+        const list = (await leases(c, "macvlan.dev/subnet=lan")).filter(
           l => !l.spec.podRef && l.metadata.annotations?.["macvlan.dev/pool-owner"],
-        ),
-      { what: "pool leases on lan" },
+        );
+        return list.length >= 4 && list;
+      },
+      { what: "4 pool leases on lan" },
     );
     // Several, so both replicas' pools are asked: each admission reaches one replica or the other.
     const wanted = pooled.slice(0, 4);
