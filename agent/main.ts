@@ -27,7 +27,7 @@
 // Flags:
 //   --once      reconcile once (after listing subnets and pods), print the result, exit
 //   --dry-run   plan only, print what would change, never touch the kernel or the apiserver
-import { AgentController, type LogFn } from "./controller";
+import { AgentController, type LogFn, type ReconcileReport } from "./controller";
 import { Kernel } from "./kernel";
 import { KfcStatusApi, watchLeases, watchPods, watchSubnets, type Stoppable } from "./kube";
 import { Cache } from "./controller";
@@ -62,35 +62,73 @@ function envList(...names: string[]): string[] {
     .filter(Boolean);
 }
 
-export async function main(argv = process.argv.slice(2)): Promise<number> {
-  const once = argv.includes("--once");
-  const dryRun = argv.includes("--dry-run");
+/** What the agent runs with: its flags and environment, read and checked once at startup. */
+interface Settings {
+  once: boolean;
+  dryRun: boolean;
+  node: string;
+  logLevel: string | undefined;
+  rpFilter: "warn" | "loose";
+  resyncSeconds: number;
+  netns: string | undefined;
+  sysctlRoot: string | undefined;
+  eventNamespace: string;
+  nodeIPs: string[];
+  manageSysctls: boolean;
+  onceTimeoutMs: number;
+  metricsPort: number;
+}
+
+/** The agent's parts, wired together (the prober only when probing is on). */
+interface Agent {
+  log: LogFn;
+  kernel: Kernel;
+  controller: AgentController;
+  leases: Cache<MacvlanLease>;
+  prober: ConflictProber | undefined;
+}
+
+/** The subnet and pod watches, and a promise kept once both have listed. */
+interface Watches {
+  watches: Stoppable[];
+  synced: Promise<void>;
+}
+
+/** Flags and environment as settings, or the usage error to print (exit code 2). */
+function readSettings(argv: string[]): Settings | string {
   const unknown = argv.filter(a => !["--once", "--dry-run"].includes(a));
   if (unknown.length) {
-    process.stderr.write(
-      `unknown argument(s): ${unknown.join(" ")}\nusage: agent [--once] [--dry-run]\n`,
-    );
-    return 2;
+    return `unknown argument(s): ${unknown.join(" ")}\nusage: agent [--once] [--dry-run]\n`;
   }
   const node = process.env.NODE_NAME?.trim();
-  if (!node) {
-    process.stderr.write("NODE_NAME is required (downward API: spec.nodeName)\n");
-    return 2;
-  }
-  const log = makeLogger(process.env.LOG_LEVEL, node);
+  if (!node) return "NODE_NAME is required (downward API: spec.nodeName)\n";
   const rp = process.env.AGENT_RP_FILTER ?? "warn";
-  if (rp !== "warn" && rp !== "loose") {
-    process.stderr.write(`AGENT_RP_FILTER must be warn or loose, not ${rp}\n`);
-    return 2;
-  }
-  const resyncSeconds = Number(process.env.AGENT_RESYNC_SECONDS ?? 30);
-  const kernel = new Kernel({
+  if (rp !== "warn" && rp !== "loose") return `AGENT_RP_FILTER must be warn or loose, not ${rp}\n`;
+  return {
+    once: argv.includes("--once"),
+    dryRun: argv.includes("--dry-run"),
+    node,
+    logLevel: process.env.LOG_LEVEL,
+    rpFilter: rp,
+    resyncSeconds: Number(process.env.AGENT_RESYNC_SECONDS ?? 30),
     netns: process.env.AGENT_NETNS || undefined,
     sysctlRoot: process.env.AGENT_SYSCTL_ROOT || undefined,
-  });
+    eventNamespace: process.env.AGENT_EVENT_NAMESPACE || "default",
+    nodeIPs: envList("NODE_IPS", "HOST_IP"),
+    manageSysctls: process.env.AGENT_MANAGE_SYSCTLS !== "false",
+    onceTimeoutMs: Number(process.env.AGENT_ONCE_TIMEOUT_SECONDS ?? 60) * 1000,
+    metricsPort: Number(process.env.AGENT_METRICS_PORT ?? DEFAULT_METRICS_PORT),
+  };
+}
+
+/** Kernel, status reporter, controller and (unless --once or --dry-run) the LAN prober. */
+function wireAgent(s: Settings): Agent {
+  const { node, resyncSeconds } = s;
+  const log = makeLogger(s.logLevel, node);
+  const kernel = new Kernel({ netns: s.netns, sysctlRoot: s.sysctlRoot });
   const reporter = new StatusReporter({
     node,
-    api: new KfcStatusApi({ node, eventNamespace: process.env.AGENT_EVENT_NAMESPACE || "default" }),
+    api: new KfcStatusApi({ node, eventNamespace: s.eventNamespace }),
     log,
   });
   const leases = new Cache<MacvlanLease>();
@@ -101,31 +139,30 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     node,
     kernel,
     reporter,
-    nodeIPs: envList("NODE_IPS", "HOST_IP"),
-    rpFilter: rp,
-    manageSysctls: process.env.AGENT_MANAGE_SYSCTLS !== "false",
-    dryRun,
+    nodeIPs: s.nodeIPs,
+    rpFilter: s.rpFilter,
+    manageSysctls: s.manageSysctls,
+    dryRun: s.dryRun,
     resyncMs: Math.max(1, Number.isFinite(resyncSeconds) ? resyncSeconds : 30) * 1000,
     log,
   });
-
-  const prober = once || dryRun ? undefined : makeProber(controller, leases, kernel.netns, log);
+  const prober = s.once || s.dryRun ? undefined : makeProber(controller, leases, kernel.netns, log);
   probing.prober = prober;
-  log("info", "starting", {
-    once,
-    dryRun,
-    resyncSeconds,
-    rpFilter: rp,
-    netns: kernel.netns,
-    probing: prober ? prober.settings : false,
-  });
-  const watchError = (what: string, err: unknown) =>
-    log("warn", "watch trouble", { what, error: errText(err) });
-  const watches: Stoppable[] = [];
+  return { log, kernel, controller, leases, prober };
+}
+
+/** The handler every watch reports its trouble to. */
+function watchTrouble(log: LogFn): (what: string, err: unknown) => void {
+  return (what, err) => log("warn", "watch trouble", { what, error: errText(err) });
+}
+
+/** Watches this node's subnets and pods; with --once the lists only fill the caches. */
+function startWatches(once: boolean, { controller, log }: Agent, node: string): Watches {
+  const watchError = watchTrouble(log);
   let resolveSynced: () => void = () => undefined;
   const synced = new Promise<void>(r => (resolveSynced = r));
   const checkSynced = () => controller.synced && resolveSynced();
-  watches.push(
+  const watches: Stoppable[] = [
     watchSubnets({
       list: items => {
         if (!once) controller.onSubnetList(items);
@@ -144,55 +181,54 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       event: (phase, p) => !once && controller.onPodEvent(phase, p),
       error: watchError,
     }),
+  ];
+  return { watches, synced };
+}
+
+/** True when the lists did not come in within limitMs. */
+async function syncTimedOut(synced: Promise<void>, limitMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    synced.then(() => false),
+    new Promise<boolean>(r => (timer = setTimeout(() => r(true), limitMs))),
+  ]);
+  clearTimeout(timer);
+  return timedOut;
+}
+
+/** The --once result on stdout, as JSON. */
+function printOnceReport(r: ReconcileReport): void {
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        steps: r.plan.steps.map(s => ({ ...s.action, reason: s.reason })),
+        failed: r.results.filter(x => x.outcome === "failed").map(x => x.error),
+        readiness: r.readiness,
+        unresolvedPods: r.plan.unresolved,
+        durationMs: r.durationMs,
+      },
+      null,
+      2,
+    )}\n`,
   );
+}
 
-  if (once) {
-    const limit = Number(process.env.AGENT_ONCE_TIMEOUT_SECONDS ?? 60) * 1000;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      synced.then(() => false),
-      new Promise<boolean>(r => (timer = setTimeout(() => r(true), limit))),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      for (const w of watches) w.stop();
-      log("error", "could not list subnets and pods in time", { seconds: limit / 1000 });
-      return 1;
-    }
-    for (const w of watches) w.stop();
-    const r = await controller.reconcileOnce();
-    process.stdout.write(
-      `${JSON.stringify(
-        {
-          steps: r.plan.steps.map(s => ({ ...s.action, reason: s.reason })),
-          failed: r.results.filter(x => x.outcome === "failed").map(x => x.error),
-          readiness: r.readiness,
-          unresolvedPods: r.plan.unresolved,
-          durationMs: r.durationMs,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    return Object.values(r.readiness).every(x => x.ready) ? 0 : 1;
+/** --once: wait for the lists, reconcile once, print; 0 when every subnet is ready. */
+async function runOnce(s: Settings, { controller, log }: Agent, w: Watches): Promise<number> {
+  const timedOut = await syncTimedOut(w.synced, s.onceTimeoutMs);
+  for (const x of w.watches) x.stop();
+  if (timedOut) {
+    log("error", "could not list subnets and pods in time", { seconds: s.onceTimeoutMs / 1000 });
+    return 1;
   }
+  const r = await controller.reconcileOnce();
+  printOnceReport(r);
+  return Object.values(r.readiness).every(x => x.ready) ? 0 : 1;
+}
 
-  serveAgentMetrics(controller, {
-    port: Number(process.env.AGENT_METRICS_PORT ?? DEFAULT_METRICS_PORT),
-    resyncMs: resyncSeconds * 1000,
-  });
-  controller.start();
-  if (prober) {
-    watches.push(
-      watchLeases({
-        list: items => leases.replace(items),
-        event: (phase, l) => leases.apply(phase, l),
-        error: watchError,
-      }),
-    );
-    prober.start();
-  }
-  await new Promise<void>(resolve => {
+/** Resolves after SIGTERM or SIGINT, once the watches and the controller have stopped. */
+function untilSignal({ controller, log }: Agent, watches: Stoppable[]): Promise<void> {
+  return new Promise<void>(resolve => {
     const stop = (sig: string) => {
       log("info", "stopping; kernel state stays so pods keep host access", { signal: sig });
       for (const w of watches) w.stop();
@@ -201,7 +237,45 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+}
+
+/** Long-running: metrics, the reconcile loop, the lease watch and prober, until a signal. */
+async function runUntilStopped(s: Settings, agent: Agent, watches: Stoppable[]): Promise<number> {
+  const { controller, leases, prober, log } = agent;
+  serveAgentMetrics(controller, { port: s.metricsPort, resyncMs: s.resyncSeconds * 1000 });
+  controller.start();
+  if (prober) {
+    watches.push(
+      watchLeases({
+        list: items => leases.replace(items),
+        event: (phase, l) => leases.apply(phase, l),
+        error: watchTrouble(log),
+      }),
+    );
+    prober.start();
+  }
+  await untilSignal(agent, watches);
   return 0;
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const settings = readSettings(argv);
+  if (typeof settings === "string") {
+    process.stderr.write(settings);
+    return 2;
+  }
+  const agent = wireAgent(settings);
+  const { once, dryRun, resyncSeconds, rpFilter } = settings;
+  agent.log("info", "starting", {
+    once,
+    dryRun,
+    resyncSeconds,
+    rpFilter,
+    netns: agent.kernel.netns,
+    probing: agent.prober ? agent.prober.settings : false,
+  });
+  const w = startWatches(once, agent, settings.node);
+  return once ? runOnce(settings, agent, w) : runUntilStopped(settings, agent, w.watches);
 }
 
 const seconds = (name: string, dflt: number) => {
