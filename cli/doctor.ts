@@ -1,10 +1,12 @@
 // `kubectl macvlan doctor`: checks the cluster the way an operator would, each finding with a
 // fix; exits non-zero when something is wrong. Pure over a snapshot plus what the adapter probed
 // (CRDs, the webhook's dry-run answer and its latency, the module's and the agents' pods).
-import { ANN_NETWORK_STATUS, nadName } from "../lib/names";
+// A dual-stack pod is checked for each of its families (a lease and an address on net1 each).
+import { PodClaim, leasesOfPod, podId, unleasedClaims } from "../lib/decide/pods";
 import { AGENT_LABEL, AGENT_NAMESPACE, NAD_CRD } from "./constants";
 import { Check } from "./why";
-import { Pod, Snapshot, nameOf } from "./snapshot";
+import { MacvlanLease, Pod, Snapshot, nameOf } from "./snapshot";
+import { entryIps, entryServing, hasIp, networkStatusOf } from "./pod-net";
 import { summarizeSubnets } from "./subnets";
 
 export interface WebhookProbe {
@@ -223,29 +225,57 @@ function subnetChecks(s: DoctorInput): Check[] {
   return out;
 }
 
-/** Running pods whose lease is Bound but whose network-status shows no macvlan interface. */
+/**
+ * Running pods with Bound leases: each family a pod claims has its lease (a dual-stack pod holds
+ * one per family), and Multus reports each leased address on the managed network that carries it
+ * (the subnet's NAD, or the dual-stack pair's).
+ */
 function multusChecks(s: DoctorInput): Check[] {
-  const byUid = new Map(s.pods.map(p => [p.metadata?.uid ?? "", p]));
-  const missing = new Map<string, string[]>();
+  const bound = new Map<string, MacvlanLease[]>();
   for (const l of s.leases) {
-    if (l.status?.phase !== "Bound") continue;
-    const pod = byUid.get(l.spec?.podRef?.uid ?? "");
-    if (!pod || pod.status?.phase !== "Running") continue;
-    const want = `${pod.metadata?.namespace}/${nadName(l.spec!.subnet)}`;
-    const status = pod.metadata?.annotations?.[ANN_NETWORK_STATUS] ?? "";
-    if (status.includes(`"${want}"`)) continue;
-    const node = pod.spec?.nodeName ?? "?";
-    missing.set(node, [...(missing.get(node) ?? []), `${pod.metadata?.namespace}/${nameOf(pod)}`]);
+    const uid = l.spec?.podRef?.uid;
+    if (l.status?.phase === "Bound" && uid) bound.set(uid, [...(bound.get(uid) ?? []), l]);
   }
-  if (!missing.size)
-    return [ok("multus", "every running macvlan pod has its interface in network-status")];
-  return [...missing].map(([node, pods]) =>
-    bad(
-      "fail",
-      "multus",
-      `node ${node}: ${pods.length} running pod(s) without a macvlan interface (${pods.slice(0, 3).join(", ")})`,
-      `check Multus and the macvlan/static CNI plugins on ${node} (/etc/cni/net.d, /opt/cni/bin)`,
-    ),
+  const missing = new Map<string, string[]>();
+  const partial: Check[] = [];
+  for (const pod of s.pods) {
+    const candidates = bound.get(pod.metadata?.uid ?? "");
+    if (!candidates || pod.status?.phase !== "Running") continue;
+    const own = leasesOfPod(pod, candidates);
+    const lost = unleasedClaims(pod, own);
+    if (lost.length) partial.push(lostLease(pod, lost));
+    if (own.every(l => attached(pod, l))) continue;
+    const node = pod.spec?.nodeName ?? "?";
+    missing.set(node, [...(missing.get(node) ?? []), podId(pod)]);
+  }
+  const interfaces = missing.size
+    ? [...missing].map(([node, pods]) =>
+        bad(
+          "fail",
+          "multus",
+          `node ${node}: ${pods.length} running pod(s) without a macvlan interface carrying their leased addresses (${pods.slice(0, 3).join(", ")})`,
+          `check Multus and the macvlan/static CNI plugins on ${node} (/etc/cni/net.d, /opt/cni/bin); kubectl macvlan why ${pods[0]} shows the details`,
+        ),
+      )
+    : [ok("multus", "every running macvlan pod has its interface and addresses in network-status")];
+  return [...partial, ...interfaces];
+}
+
+/** Multus reports the lease's address on the managed network of its subnet. */
+function attached(pod: Pod, lease: MacvlanLease): boolean {
+  const status = networkStatusOf(pod);
+  if (status.kind !== "entries") return false;
+  const entry = entryServing(status.entries, pod.metadata?.namespace ?? "", lease.spec!.subnet);
+  return !!entry && hasIp(entryIps(entry), lease.spec!.ip);
+}
+
+function lostLease(pod: Pod, lost: PodClaim[]): Check {
+  const id = podId(pod);
+  return bad(
+    "fail",
+    "lease",
+    `pod ${id} holds no lease of ${lost.map(c => `${c.subnet} for ${c.ip}`).join(", ")} (a dual-stack pod holds one per family)`,
+    `kubectl macvlan why ${id}: the watcher's repair remakes a lost lease when the address is free; if it stays missing, delete the pod so it is admitted again`,
   );
 }
 

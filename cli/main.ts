@@ -1,9 +1,19 @@
 // kubectl-macvlan: the operator's CLI (a kubectl plugin: `kubectl macvlan …` once on PATH, or
 // `npx kubectl-macvlan …`). Each command reads a snapshot through kubectl (cli/kubectl.ts) and
 // hands it to a pure function (cli/*.ts) whose result is printed as a table, or as JSON/YAML.
-import { Parsed, UsageError, flag, parseArgs } from "./args";
+import {
+  OptionName,
+  Options,
+  OutputError,
+  Parsed,
+  UsageError,
+  optionHelp,
+  parseArgs,
+  readOptions,
+  required,
+} from "./args";
 import { doctor, doctorText } from "./doctor";
-import { OutputFormat, renderTable, toJson, toYaml } from "./format";
+import { renderTable, toJson, toYaml } from "./format";
 import { freeColumns, nextFree } from "./free";
 import { Kubectl } from "./kubectl";
 import { leaseColumns, listLeases, whoHas, whoHasText } from "./leases";
@@ -25,14 +35,16 @@ interface Command {
   usage: string;
   summary: string;
   help: string;
-  run(p: Parsed, io: Io, output: OutputFormat): Promise<number>;
+  /** The positional arguments after the command's name, and the options read once (args.ts). */
+  run(p: Parsed, io: Io, o: Options): Promise<number>;
 }
 
-const OUTPUT_HELP = "  -o, --output table|wide|json|yaml   (default table)";
+const OUTPUT: [OptionName, string] = ["output", "(default table)"];
+const OUTPUT_HELP = optionHelp([OUTPUT]);
 
 /** Prints data as asked: the table/text for a person, the data itself for a script. */
-function emit(io: Io, output: OutputFormat, data: unknown, text: () => string) {
-  io.out(output === "json" ? toJson(data) : output === "yaml" ? toYaml(data) : text());
+function emit(io: Io, o: Options, data: unknown, text: () => string) {
+  io.out(o.output === "json" ? toJson(data) : o.output === "yaml" ? toYaml(data) : text());
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -40,11 +52,11 @@ const COMMANDS: Record<string, Command> = {
     usage: "subnets",
     summary: "each subnet: CIDR, parent, usage, free, conflicts, per-node readiness",
     help: "Counts come from the subnet's leases through the product's allocator.\n" + OUTPUT_HELP,
-    async run(_p, io, output) {
+    async run(_p, io, o) {
       const [subnets, leases] = await Promise.all([io.kubectl.subnets(), io.kubectl.leases()]);
       const rows = summarizeSubnets({ subnets, leases, now: now(io) });
-      emit(io, output, rows, () =>
-        rows.length ? renderTable(rows, subnetColumns, output === "wide") : "no MacvlanSubnet\n",
+      emit(io, o, rows, () =>
+        rows.length ? renderTable(rows, subnetColumns, o.output === "wide") : "no MacvlanSubnet\n",
       );
       return 0;
     },
@@ -52,16 +64,18 @@ const COMMANDS: Record<string, Command> = {
   leases: {
     usage: "leases [--subnet S] [-n NS]",
     summary: "the leases, by subnet and address",
-    help:
-      "  --subnet S        only this subnet's leases\n  -n, --namespace   only leases of pods in this namespace\n  --phase P         Reserved, Bound or Released\n" +
-      OUTPUT_HELP,
-    async run(p, io, output) {
-      const subnet = flag(p, "subnet");
+    help: optionHelp([
+      ["subnet", "only this subnet's leases"],
+      ["namespace", "only leases of pods in this namespace"],
+      ["phase", "Reserved, Bound or Released"],
+      OUTPUT,
+    ]),
+    async run(_p, io, o) {
+      const { subnet, namespace, phase } = o;
       const leases = await io.kubectl.leases(subnet ? `macvlan.dev/subnet=${subnet}` : undefined);
-      const phase = flag(p, "phase") as "Reserved" | "Bound" | "Released" | undefined;
-      const rows = listLeases(leases, { subnet, namespace: flag(p, "namespace"), phase });
-      emit(io, output, rows, () =>
-        rows.length ? renderTable(rows, leaseColumns(now(io)), output === "wide") : "no lease\n",
+      const rows = listLeases(leases, { subnet, namespace, phase });
+      emit(io, o, rows, () =>
+        rows.length ? renderTable(rows, leaseColumns(now(io)), o.output === "wide") : "no lease\n",
       );
       return 0;
     },
@@ -72,11 +86,11 @@ const COMMANDS: Record<string, Command> = {
     help:
       "Also lists pods that claim the address without a lease. Exit code 1: nobody has it.\n" +
       OUTPUT_HELP,
-    async run(p, io, output) {
-      const ip = one(p, "an IP address");
+    async run(p, io, o) {
+      const ip = required(p, "an IP address");
       const [leases, pods] = await Promise.all([io.kubectl.leases(), io.kubectl.pods()]);
       const w = whoHas({ leases, pods }, ip);
-      emit(io, output, w, () => whoHasText(w, now(io)));
+      emit(io, o, w, () => whoHasText(w, now(io)));
       return w.leases.length || w.pods.length ? 0 : 1;
     },
   },
@@ -86,7 +100,7 @@ const COMMANDS: Record<string, Command> = {
     help:
       "Pre-leased pool addresses first, then the allocator's order (the product's own).\n" +
       OUTPUT_HELP,
-    async run(p, io, output) {
+    async run(p, io, o) {
       const [name, count] = p.positional;
       if (!name) throw new UsageError("free needs a subnet name");
       const n = count === undefined ? 5 : Number(count);
@@ -103,11 +117,11 @@ const COMMANDS: Record<string, Command> = {
       const r = nextFree(subnet, leases, n, now(io));
       emit(
         io,
-        output,
+        o,
         r,
         () =>
           `subnet ${r.subnet}: ${r.free} of ${r.total} free, ${r.cooling} cooling\n` +
-          renderTable(r.addresses, freeColumns, output === "wide") +
+          renderTable(r.addresses, freeColumns, o.output === "wide") +
           (r.end ? `${r.end}\n` : "") +
           `(${r.note})\n`,
       );
@@ -119,13 +133,17 @@ const COMMANDS: Record<string, Command> = {
     summary: "explains a pod's macvlan state end to end and says what to do",
     help:
       "Steps: pod, namespace opt-in, subnet, allow-list, lease, Multus selection, network-status,\n" +
-      "the agent on the pod's node, recent Events. Exit code 1 when a step failed.\n" +
-      OUTPUT_HELP,
-    async run(p, io, output) {
-      const target = one(p, "<namespace>/<pod>");
+      "the agent on the pod's node, recent Events; a dual-stack pod's subnet, allow-list, lease and\n" +
+      "agent steps are shown for each of its two subnets. Exit code 1 when a step failed.\n" +
+      optionHelp([
+        ["namespace", "the pod's namespace when <pod> has no <namespace>/ (default default)"],
+        OUTPUT,
+      ]),
+    async run(p, io, o) {
+      const target = required(p, "<namespace>/<pod>");
       const [ns, name] = target.includes("/")
         ? target.split("/", 2)
-        : [flag(p, "namespace") ?? "default", target];
+        : [o.namespace ?? "default", target];
       const k = io.kubectl;
       const [pod, namespaces, subnets, leases, events, agents] = await Promise.all([
         k.pod(ns, name),
@@ -145,7 +163,7 @@ const COMMANDS: Record<string, Command> = {
         leases,
         events,
       });
-      emit(io, output, x, () => explanationText(x));
+      emit(io, o, x, () => explanationText(x));
       return x.healthy || x.optedOut ? 0 : 1;
     },
   },
@@ -155,9 +173,10 @@ const COMMANDS: Record<string, Command> = {
     help:
       "CRDs, the webhook (a server-side dry-run pod create, timed), admission and watcher pods,\n" +
       "an agent per node, subnets' per-node readiness and exhaustion, conflicts, and Multus\n" +
-      "(running macvlan pods without their interface).\n  -n, --namespace   where the dry-run pod is tried (default default)\n" +
-      OUTPUT_HELP,
-    async run(p, io, output) {
+      "(running macvlan pods without their interface or its leased addresses; a dual-stack pod\n" +
+      "without the lease of one of its two subnets).\n" +
+      optionHelp([["namespace", "where the dry-run pod is tried (default default)"], OUTPUT]),
+    async run(_p, io, o) {
       const k = io.kubectl;
       const [subnets, leases, pods, nodes, crds, webhook, modulePods] = await Promise.all([
         k.subnets(),
@@ -165,7 +184,7 @@ const COMMANDS: Record<string, Command> = {
         k.pods(),
         k.nodes(),
         k.crds(),
-        k.probeWebhook(flag(p, "namespace") ?? "default"),
+        k.probeWebhook(o.namespace ?? "default"),
         k.modulePods(),
       ]);
       const r = doctor({
@@ -178,7 +197,7 @@ const COMMANDS: Record<string, Command> = {
         webhook,
         modulePods,
       });
-      emit(io, output, r, () => doctorText(r));
+      emit(io, o, r, () => doctorText(r));
       return r.healthy ? 0 : 1;
     },
   },
@@ -187,25 +206,29 @@ const COMMANDS: Record<string, Command> = {
     summary: "manual repair: mark an address's lease Released (with an Event)",
     help:
       "Without --force it only shows what it would do. Asks to type the IP again unless --yes\n" +
-      "(required when stdin is not a terminal). The lease is deleted after the subnet's reuse delay.",
-    async run(p, io, output) {
-      const ip = one(p, "an IP address");
+      "(required when stdin is not a terminal). The lease is deleted after the subnet's reuse delay.\n" +
+      optionHelp([
+        ["subnet", "the lease of this subnet, when the address is leased in several"],
+        OUTPUT,
+      ]),
+    async run(p, io, o) {
+      const ip = required(p, "an IP address");
       const [leases, subnets, pods] = await Promise.all([
         io.kubectl.leases(),
         io.kubectl.subnets(),
         io.kubectl.pods(),
       ]);
-      const plan = planRelease({ leases, subnets, pods, now: now(io) }, ip, flag(p, "subnet"));
+      const plan = planRelease({ leases, subnets, pods, now: now(io) }, ip, o.subnet);
       if (!plan.ok) {
         io.err(`${plan.message}\n`);
         return 1;
       }
       io.err(`${plan.summary}\n${plan.warning ? `warning: ${plan.warning}\n` : ""}`);
-      if (!p.flags.force) {
+      if (!o.force) {
         io.err("nothing done: add --force to release it\n");
         return 2;
       }
-      if (!p.flags.yes) {
+      if (!o.yes) {
         const answer = io.ask ? await io.ask(`type ${ip} to confirm: `) : undefined;
         if (answer === undefined) {
           io.err("not a terminal: add --yes to confirm\n");
@@ -219,7 +242,7 @@ const COMMANDS: Record<string, Command> = {
       await io.kubectl.apply(plan.writes);
       emit(
         io,
-        output,
+        o,
         { released: plan.lease.metadata?.name, ip },
         () => `released ${ip} (${plan.lease.metadata?.name})\n`,
       );
@@ -229,12 +252,6 @@ const COMMANDS: Record<string, Command> = {
 };
 
 const now = (io: Io) => (io.now ? io.now() : new Date());
-
-function one(p: Parsed, what: string): string {
-  const v = p.positional[0];
-  if (!v) throw new UsageError(`needs ${what}`);
-  return v;
-}
 
 export function usage(): string {
   const width = Math.max(...Object.values(COMMANDS).map(c => c.usage.length));
@@ -267,13 +284,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.out(`usage: kubectl macvlan ${cmd.usage}\n\n${cmd.summary}.\n${cmd.help}\n`);
     return 0;
   }
-  const output = (flag(p, "output") ?? "table") as OutputFormat;
-  if (!["table", "wide", "json", "yaml"].includes(output)) {
-    io.err(`-o must be table, wide, json or yaml\n`);
+  let o: Options;
+  try {
+    o = readOptions(p);
+  } catch (e) {
+    if (!(e instanceof OutputError)) throw e;
+    io.err(`${e.message}\n`);
     return 2;
   }
   try {
-    return await cmd.run({ ...p, positional: rest }, io, output);
+    return await cmd.run({ ...p, positional: rest }, io, o);
   } catch (e) {
     io.err(
       `${e instanceof UsageError ? `usage: kubectl macvlan ${cmd.usage}: ` : ""}${(e as Error).message}\n`,
@@ -284,18 +304,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
 /** The process: real kubectl, stdout/stderr, the terminal for confirmations. */
 export function run(argv = process.argv.slice(2)): void {
-  const p = (() => {
+  // Bad arguments are main's to report; the cluster's flags are read here for the Kubectl.
+  const o = (() => {
     try {
-      return parseArgs(argv);
+      return readOptions(parseArgs(argv));
     } catch {
-      return { positional: [], flags: {} } as Parsed;
+      return undefined;
     }
   })();
   const io: Io = {
     out: s => process.stdout.write(s),
     err: s => process.stderr.write(s),
     ask: process.stdin.isTTY ? askLine : undefined,
-    kubectl: new Kubectl({ context: flag(p, "context"), kubeconfig: flag(p, "kubeconfig") }),
+    kubectl: new Kubectl({ context: o?.context, kubeconfig: o?.kubeconfig }),
   };
   main(argv, io).then(
     code => (process.exitCode = code),

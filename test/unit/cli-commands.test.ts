@@ -8,11 +8,22 @@ import { doctor, doctorText } from "../../cli/doctor";
 import { planRelease } from "../../cli/release";
 import { renderTable, usageBar } from "../../cli/format";
 import { subnetColumns } from "../../cli/subnets";
-import { NOW, doctorInput, lan, leases, snapshot } from "./helpers/cli-cluster";
+import { NOW, doctorInput, dualStack, lan, leases, snapshot } from "./helpers/cli-cluster";
 
 const why = (target: string) => {
   const [namespace, name] = target.split("/");
   return explainPod({ ...snapshot(), namespace, name });
+};
+
+/** The fixture with node-2 and web-2's lease taken away: nothing is wrong. */
+const healthyDoctorInput = () => {
+  const input = doctorInput();
+  return {
+    ...input,
+    nodes: [input.nodes[0]],
+    subnets: [{ ...lan, status: { ...lan.status, nodes: [lan.status!.nodes![0]] } }],
+    leases: leases.filter(l => l.spec?.podRef?.name !== "web-2"),
+  };
 };
 
 test("subnets: counts from the allocator, phases, the pool lease, per-node readiness", t => {
@@ -161,6 +172,75 @@ test("why: namespace not allowed by the subnet, and a pod whose lease is gone", 
   t.regex(y.todo!, /kubectl delete pod -n team-a web-1/);
 });
 
+test("why: a healthy dual-stack pod is explained family by family; doctor reports it OK", t => {
+  const x = explainPod({ ...dualStack(snapshot()), namespace: "team-a", name: "dual-1" });
+  const text = explanationText(x);
+  t.true(x.healthy, text);
+  t.deepEqual(
+    x.checks.map(c => c.step),
+    [
+      "pod",
+      "opt-in",
+      "subnet",
+      "allow-list",
+      "subnet",
+      "allow-list",
+      "lease",
+      "lease",
+      "multus",
+      "network-status",
+      "agent",
+      "agent",
+    ],
+  );
+  t.regex(text, /opt-in\s+asks for subnets lan and lan6, dual stack \(pod annotation\)/);
+  t.regex(text, /subnet\s+MacvlanSubnet lan \(IPv4\) 198\.18\.100\.0\/24/);
+  t.regex(text, /subnet\s+MacvlanSubnet lan6 \(IPv6\) 2001:db8:18::\/64/);
+  t.regex(text, /allow-list\s+namespace team-a may use lan6 \(IPv6\)/);
+  t.regex(
+    text,
+    /lease lan-198-18-100-15: 198\.18\.100\.15 02:00:c6:12:64:15, Bound on node node-1/,
+  );
+  t.regex(
+    text,
+    /lease lan6-2001-0db8-\S+: 2001:db8:18::15 02:00:c6:12:64:15, Bound on node node-1/,
+  );
+  t.regex(text, /selects team-a\/macvlan-lan--lan6 as net1 with 198\.18\.100\.15, 2001:db8:18::15/);
+  t.regex(text, /network-status\s+Multus attached net1 198\.18\.100\.15, 2001:db8:18::15/);
+  t.regex(text, /it routes 198\.18\.100\.15 of lan \(IPv4\) via shim mvshim-eth0/);
+  t.regex(text, /it routes 2001:db8:18::15 of lan6 \(IPv6\) via shim mvshim-eth0/);
+  const r = doctor(dualStack(healthyDoctorInput()));
+  t.true(r.healthy, doctorText(r));
+  t.deepEqual(
+    r.checks.filter(c => c.status !== "ok"),
+    [],
+    doctorText(r),
+  );
+});
+
+test("why and doctor: a dual-stack pod without its IPv6 lease names that family and what to do", t => {
+  const s = dualStack(snapshot());
+  const noV6 = s.leases.filter(l => l.spec?.subnet !== "lan6");
+  const x = explainPod({ ...s, leases: noV6, namespace: "team-a", name: "dual-1" });
+  t.false(x.healthy);
+  const [v4, v6] = x.checks.filter(c => c.step === "lease");
+  t.is(v4.status, "ok");
+  t.is(v6.status, "fail");
+  t.regex(v6.detail, /no MacvlanLease of lan6 \(IPv6\) belongs to pod team-a\/dual-1/);
+  t.regex(v6.detail, /claim 2001:db8:18::15 but no lease lan6-2001-0db8-\S+ exists/);
+  t.regex(v6.detail, /its other family's lease lan-198-18-100-15 does/);
+  t.regex(x.todo!, /watcher's repair to remake lease lan6-2001-0db8-\S+ for 2001:db8:18::15/);
+  t.regex(x.todo!, /kubectl delete pod -n team-a dual-1/);
+  t.regex(explanationText(x), /\[FAIL\] lease\s+no MacvlanLease of lan6 \(IPv6\)/);
+  const healthy = dualStack(healthyDoctorInput());
+  const r = doctor({ ...healthy, leases: healthy.leases.filter(l => l.spec?.subnet !== "lan6") });
+  t.false(r.healthy);
+  const lost = r.checks.filter(c => c.status === "fail");
+  t.is(lost.length, 1, doctorText(r));
+  t.regex(lost[0].detail, /pod team-a\/dual-1 holds no lease of lan6 for 2001:db8:18::15/);
+  t.regex(lost[0].fix!, /kubectl macvlan why team-a\/dual-1/);
+});
+
 test("doctor: finds the missing agent, the node's parent and the pod without its interface", t => {
   const r = doctor(doctorInput());
   t.false(r.healthy);
@@ -177,13 +257,7 @@ test("doctor: finds the missing agent, the node's parent and the pod without its
 });
 
 test("doctor: a healthy cluster passes; a dead webhook and missing CRDs fail", t => {
-  const input = doctorInput();
-  const healthy = {
-    ...input,
-    nodes: [input.nodes[0]],
-    subnets: [{ ...lan, status: { ...lan.status, nodes: [lan.status!.nodes![0]] } }],
-    leases: leases.filter(l => l.spec?.podRef?.name !== "web-2"),
-  };
+  const healthy = healthyDoctorInput();
   const r = doctor(healthy);
   t.true(r.healthy, doctorText(r));
   const dead = doctor({
@@ -229,4 +303,36 @@ test("release: the product's release decision with a precondition and a ManualRe
   t.deepEqual(again, { ok: false, message: "lease lan-198-18-100-12 is already Released" });
   t.false(planRelease(snapshot(), "198.18.100.99").ok);
   t.false(planRelease(snapshot(), "not-an-ip").ok);
+});
+
+test("why and doctor: a dual-stack pod whose net1 lacks its IPv6 address names that family", t => {
+  const s = dualStack(snapshot());
+  const pod = s.pods.find(p => p.metadata?.name === "dual-1")!;
+  const status = [{ name: "team-a/macvlan-lan--lan6", interface: "net1", ips: ["198.18.100.15"] }];
+  const v4only = {
+    ...pod,
+    metadata: {
+      ...pod.metadata,
+      annotations: {
+        ...pod.metadata!.annotations,
+        "k8s.v1.cni.cncf.io/network-status": JSON.stringify(status),
+      },
+    },
+  };
+  const pods = s.pods.map(p => (p === pod ? v4only : p));
+  const x = explainPod({ ...s, pods, namespace: "team-a", name: "dual-1" });
+  const check = x.checks.find(c => c.step === "network-status")!;
+  t.is(check.status, "fail");
+  t.regex(check.detail, /not the leased 2001:db8:18::15 of lan6 \(IPv6\)/);
+  const healthy = dualStack(healthyDoctorInput());
+  const r = doctor({
+    ...healthy,
+    pods: healthy.pods.map(p => (p.metadata?.name === "dual-1" ? v4only : p)),
+  });
+  t.true(
+    r.checks.some(
+      c => c.step === "multus" && c.status === "fail" && /team-a\/dual-1/.test(c.detail),
+    ),
+    doctorText(r),
+  );
 });

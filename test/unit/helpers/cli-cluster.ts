@@ -1,6 +1,7 @@
 // A small cluster as kubectl's JSON shows it, for the plugin's tests: subnet "lan" with a pool of
 // eleven addresses (.10-.20), two nodes (node-2's agent is missing and reports the parent gone),
-// a healthy pod, a pod without its interface, a pool lease, a cooling and a reusable release.
+// a healthy pod, a pod without its interface, a pool lease, a cooling and a reusable release;
+// dualStack() adds subnet "lan6" (IPv6, same parent) and a healthy dual-stack pod on node-1.
 import { MacvlanLease, MacvlanSubnet } from "../../../crds/types";
 import { leaseName } from "../../../lib/ipam";
 import { Kubectl } from "../../../cli/kubectl";
@@ -49,12 +50,13 @@ function mvl(
   } = {},
 ): MacvlanLease {
   const { phase, releasedAt, annotations, ...spec } = o;
+  const subnet = spec.subnet ?? "lan";
   return {
     metadata: {
-      name: leaseName("lan", ip),
+      name: leaseName(subnet, ip),
       uid: `uid-${ip}`,
       resourceVersion: "7",
-      labels: { "macvlan.dev/subnet": "lan" },
+      labels: { "macvlan.dev/subnet": subnet },
       annotations: annotations ?? {},
       creationTimestamp: new Date(ago(600)),
     },
@@ -247,3 +249,97 @@ export function fakeKubectl(input: DoctorInput = doctorInput()) {
   };
   return { kubectl: k as unknown as Kubectl, applied };
 }
+
+export const lan6: MacvlanSubnet = {
+  metadata: { name: "lan6", uid: "lan6-uid", generation: 1 },
+  spec: {
+    master: "eth0",
+    cidr: "2001:db8:18::/64",
+    ranges: [{ start: "2001:db8:18::10", end: "2001:db8:18::20" }],
+    reuseDelaySeconds: 30,
+  },
+  status: {
+    conditions: [
+      {
+        type: "Ready",
+        status: "True",
+        reason: "Available",
+        message: "16 of 17 addresses free",
+        lastTransitionTime: ago(3600),
+      },
+    ],
+    nodes: [
+      { node: "node-1", ready: true, shim: "mvshim-eth0", message: "shim mvshim-eth0 up on eth0" },
+    ],
+  },
+};
+
+const DUAL_V4 = "198.18.100.15";
+const DUAL_V6 = "2001:db8:18::15";
+const DUAL_MAC = "02:00:c6:12:64:15";
+
+/** The leases of pod team-a/dual-1: one per family, both Bound on node-1, one MAC. */
+export const dualLeases: MacvlanLease[] = [
+  mvl(DUAL_V4, {
+    phase: "Bound",
+    podRef: { namespace: "team-a", name: "dual-1", uid: "dual-1-uid" },
+    node: "node-1",
+    mac: DUAL_MAC,
+    annotations: { "macvlan.dev/nad": "macvlan-lan--lan6" },
+  }),
+  mvl(DUAL_V6, {
+    subnet: "lan6",
+    phase: "Bound",
+    podRef: { namespace: "team-a", name: "dual-1", uid: "dual-1-uid" },
+    node: "node-1",
+    mac: DUAL_MAC,
+    annotations: { "macvlan.dev/nad": "macvlan-lan--lan6" },
+  }),
+];
+
+/** A dual-stack pod as admission and Multus leave it: both addresses on one net1. */
+export const dualPod: Pod = {
+  metadata: {
+    name: "dual-1",
+    namespace: "team-a",
+    uid: "dual-1-uid",
+    annotations: {
+      "macvlan.dev/subnet": "lan,lan6",
+      "macvlan.dev/ip": `${DUAL_V4},${DUAL_V6}`,
+      "macvlan.dev/mac": DUAL_MAC,
+      "macvlan.dev/reservation": "dual-1-token",
+      "k8s.v1.cni.cncf.io/networks": JSON.stringify([
+        {
+          name: "macvlan-lan--lan6",
+          namespace: "team-a",
+          interface: "net1",
+          ips: [`${DUAL_V4}/24`, `${DUAL_V6}/64`],
+          mac: DUAL_MAC,
+        },
+      ]),
+      "k8s.v1.cni.cncf.io/network-status": JSON.stringify([
+        { name: "cbr0", interface: "eth0", ips: ["10.244.1.6"], default: true },
+        {
+          name: "team-a/macvlan-lan--lan6",
+          interface: "net1",
+          ips: [DUAL_V4, DUAL_V6],
+          mac: DUAL_MAC,
+        },
+      ]),
+    },
+  },
+  spec: { nodeName: "node-1" },
+  status: {
+    phase: "Running",
+    podIP: "10.244.1.6",
+    conditions: [{ type: "Ready", status: "True" }],
+  },
+};
+
+/** The snapshot with lan6 and the dual-stack pod and its two leases added. */
+export const dualStack = <T extends Snapshot>(s: T): T => ({
+  ...s,
+  subnets: [...s.subnets, lan6],
+  leases: [...s.leases, ...dualLeases],
+  pods: [...s.pods, dualPod],
+});
