@@ -94,6 +94,7 @@ test.serial(
       { what: "all leases Bound with their pod's node", timeoutMs: 180_000, intervalMs: 2000 },
     );
     t.log(`every lease Bound with its pod's node after ${since()}`);
+    t.log(await c.restartReasons());
     const boundUids = leases.map((l: Json) => l.spec.podRef.uid);
     t.is(new Set(boundUids).size, total, "no pod holds two leases");
     for (const l of leases) {

@@ -384,11 +384,45 @@ export class Cluster {
     return out.join("\n");
   }
 
+  /**
+   * Why containers restarted (last termination reason and exit code: OOMKilled, a liveness kill's
+   * 137, an error) and the probe and kill Events behind it, for failure reports.
+   */
+  async restartReasons(): Promise<string> {
+    const pods = await this.kubectlResult(["get", "pods", "-A", "-o", "json"], {
+      timeoutMs: 10000,
+    });
+    const lines: string[] = [];
+    try {
+      for (const p of JSON.parse(pods.stdout).items as Pod[])
+        for (const c of p.status?.containerStatuses ?? []) {
+          if (!c.restartCount) continue;
+          const last = c.lastState?.terminated;
+          lines.push(
+            `${p.metadata?.namespace}/${p.metadata?.name} ${c.name}: ${c.restartCount} restart(s), ` +
+              `last ${last ? `${last.reason} exit ${last.exitCode} at ${last.finishedAt}` : "unknown"}`,
+          );
+        }
+    } catch {
+      lines.push(`pods unreadable: ${pods.stderr}`);
+    }
+    const events = await this.kubectlResult(
+      ["get", "events", "-A", "--field-selector", "type=Warning", "--sort-by=.lastTimestamp"],
+      { timeoutMs: 10000 },
+    );
+    const probes = (events.stdout || events.stderr)
+      .split("\n")
+      .filter(l => /Unhealthy|Killing|OOM|BackOff/.test(l))
+      .slice(-20);
+    return `--- container restarts\n${lines.join("\n") || "none"}\n--- probe/kill Events\n${probes.join("\n") || "none"}`;
+  }
+
   /** The pod list and each kubelet's last errors, for failure reports. */
   async diagnostics(): Promise<string> {
     const out: string[] = [];
     const r = await this.kubectlResult(["get", "pods", "-A", "-o", "wide"], { timeoutMs: 10000 });
     out.push(r.stdout || r.stderr);
+    out.push(await this.restartReasons());
     for (const n of this.nodes) {
       // Errors only: probe results and volume mounts drown everything else in the kubelet's log.
       const f = kubeletNodePaths(n.name).kubeletLog;
