@@ -4,7 +4,7 @@
 // loudly instead of shipping a half-edited chart. Add a transform: write a function, add it to
 // TRANSFORMS (order matters only where one reads what another adds: values and schema first).
 import { Document, isMap, isSeq, parseAllDocuments, parseDocument, YAMLMap } from "yaml";
-import { STARTUP_PROBE } from "../module/policies";
+import { MODULE_PROBES } from "../module/policies";
 
 /** The chart's files by path relative to the chart root. */
 export type ChartFiles = Map<string, string>;
@@ -239,9 +239,9 @@ const deploymentKnobs: Transform = {
 /** Pepr's probe schema allows httpGet and initialDelaySeconds only: the rest of a probe too. */
 const PROBE_FIELDS = ["periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"];
 
-const startupProbe: Transform = {
-  name: "startup-probe",
-  why: "Pepr's Deployments have only a liveness probe, which kills a replica restarting on a busy node (hack/module/policies.ts STARTUP_PROBE)",
+const moduleProbes: Transform = {
+  name: "module-probes",
+  why: "Pepr's probes kill and unready a healthy replica on a busy node, and it has no startup probe (hack/module/policies.ts MODULE_PROBES)",
   apply(files) {
     for (const [component, file] of [
       ["admission", "templates/admission-deployment.yaml"],
@@ -259,10 +259,9 @@ const startupProbe: Transform = {
       );
     }
     const doc = parseDocument(need(files, "values.yaml"));
-    for (const component of ["admission", "watcher"]) {
-      if (doc.hasIn([component, "startupProbe"])) continue;
-      doc.setIn([component, "startupProbe"], doc.createNode(STARTUP_PROBE));
-    }
+    for (const component of ["admission", "watcher"])
+      for (const [probe, value] of Object.entries(MODULE_PROBES))
+        doc.setIn([component, probe], doc.createNode(value));
     files.set("values.yaml", doc.toString({ lineWidth: 0 }));
     const schema = JSON.parse(need(files, "values.schema.json"));
     const defs = schema.definitions;
@@ -494,7 +493,7 @@ export const TRANSFORMS: Transform[] = [
   dropStoreRbac,
   addValues,
   deploymentKnobs,
-  startupProbe,
+  moduleProbes,
   addCrds,
   addPolicies,
   addAgent,

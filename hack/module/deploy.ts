@@ -28,7 +28,7 @@ import {
   invalidateModuleBuild,
   manifestWithEnv,
 } from "./manifest";
-import { MODULE_CONTAINERS, POLICIES, STARTUP_PROBE, deleteStoreRbacArgs } from "./policies";
+import { MODULE_CONTAINERS, MODULE_PROBES, POLICIES, deleteStoreRbacArgs } from "./policies";
 
 export const NAMESPACE = "pepr-system";
 export const ADMISSION = "pepr-pepr-macvlan";
@@ -353,8 +353,8 @@ async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   const env = opts.env ?? {};
   // Patched as soon as the Deployments exist, so their first pods already start with it.
   await Promise.race([deploymentsCreated(), deployed]);
-  log("kubectl patch: a startup probe on the admission and watcher Deployments (fix-dist's)");
-  await addStartupProbes();
+  log("kubectl patch: the module's probes on the admission and watcher Deployments (fix-dist's)");
+  await setModuleProbes();
   if (Object.keys(env).length) {
     log(`kubectl set env ${Object.keys(env).join(", ")} on the admission and watcher Deployments`);
     await setEnv(env);
@@ -362,12 +362,10 @@ async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   await deployed;
 }
 
-/** What fix-dist adds to the manifest (policies.ts STARTUP_PROBE), for `npx pepr deploy`'s. */
-async function addStartupProbes(): Promise<void> {
+/** What fix-dist sets in the manifest (policies.ts MODULE_PROBES), for `npx pepr deploy`'s. */
+async function setModuleProbes(): Promise<void> {
   for (const [deployment, name] of Object.entries(MODULE_CONTAINERS)) {
-    const patch = {
-      spec: { template: { spec: { containers: [{ name, startupProbe: STARTUP_PROBE }] } } },
-    };
+    const patch = { spec: { template: { spec: { containers: [{ name, ...MODULE_PROBES }] } } } };
     await kubectl([
       "-n",
       NAMESPACE,

@@ -13,6 +13,7 @@
 // Usage: npx tsx hack/module/policies.ts fix-dist   (run by `npm run build` after `npx pepr build`)
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { parseDocument, stringify } from "yaml";
 import { WebhookConfigurationShape, scopePatch, scopedSelector } from "../../lib/webhook-scope";
 import { REPO_ROOT } from "../cluster/config";
@@ -33,17 +34,21 @@ export const POLICY_NAMES = [
   "pepr-macvlan-managed-nads-opted-in-only",
 ];
 
+const HEALTHZ = { path: "/healthz", port: 3000, scheme: "HTTPS" };
 /**
- * Pepr's Deployments have a liveness probe only (first check at 10 s, then 3 misses of 1 s each
- * and the container is killed): an admission replica restarting on a busy node was killed before
- * it was up, again and again (the chaos suite saw it). A startup probe gives it up to 2 minutes;
- * the liveness probe starts once it has passed.
+ * The module's probes, in place of Pepr's. Pepr's Deployments have a liveness probe only (first
+ * check at 10 s, then 3 misses of 1 s each and the container is killed) and a readiness probe
+ * with the same 1 s timeout. On a busy node both fire on a healthy process: in a 300-pod burst on
+ * 2 cores the watcher's /healthz took over a second to answer and the kubelet killed it (exit
+ * 137) again and again, losing its queue each time, and an admission replica restarting there
+ * was killed before it was up (the chaos suite). So: a startup probe that gives a start up to 2
+ * minutes, a liveness probe that kills only after a minute without an answer, and a readiness
+ * probe that waits 5 s for one.
  */
-export const STARTUP_PROBE = {
-  httpGet: { path: "/healthz", port: 3000, scheme: "HTTPS" },
-  periodSeconds: 2,
-  timeoutSeconds: 5,
-  failureThreshold: 60,
+export const MODULE_PROBES = {
+  startupProbe: { httpGet: HEALTHZ, periodSeconds: 2, timeoutSeconds: 5, failureThreshold: 60 },
+  livenessProbe: { httpGet: HEALTHZ, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
+  readinessProbe: { httpGet: HEALTHZ, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
 };
 /** The module's Deployments and their containers, as `npx pepr build` names them. */
 export const MODULE_CONTAINERS: Record<string, string> = {
@@ -74,7 +79,7 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
     // Split on the document separators and drop whole documents: the others stay byte for byte.
     const chunks = fs.readFileSync(file, "utf8").split(/^---\n/m);
     const keep = chunks.filter(c => !isStoreRbac(parseDocument(c).toJS() as Doc));
-    const scoped = keep.map(c => withStartupProbe(scopeWebhookDocument(c)));
+    const scoped = keep.map(c => withModuleProbes(scopeWebhookDocument(c)));
     const rescoped = scoped.filter((c, i) => c !== keep[i]).length;
     if (keep.length === chunks.length && !rescoped) continue;
     fs.writeFileSync(file, scoped.join("---\n"));
@@ -82,7 +87,7 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
       removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
     if (rescoped)
       removed.push(
-        `${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces, or startup probes added`,
+        `${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces, or Deployment probes set`,
       );
   }
   for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
@@ -128,17 +133,23 @@ export function scopeWebhookDocument(chunk: string): string {
   return stringify(obj);
 }
 
-/** A module Deployment document with STARTUP_PROBE on its container; any other as it is. */
-export function withStartupProbe(chunk: string): string {
+/** A module Deployment document with MODULE_PROBES on its container; any other as it is. */
+export function withModuleProbes(chunk: string): string {
   const obj = parseDocument(chunk).toJS() as Doc & {
-    spec?: { template?: { spec?: { containers?: { name?: string; startupProbe?: object }[] } } };
+    spec?: { template?: { spec?: { containers?: Record<string, unknown>[] } } };
   };
   const container = obj?.kind === "Deployment" && MODULE_CONTAINERS[obj.metadata?.name ?? ""];
   const c = container && obj.spec?.template?.spec?.containers?.find(c => c.name === container);
-  if (!c || c.startupProbe) return chunk;
-  c.startupProbe = STARTUP_PROBE;
+  if (!c || isDeepStrictEqual(pickProbes(c), MODULE_PROBES)) return chunk;
+  Object.assign(c, structuredClone(MODULE_PROBES));
   return stringify(obj);
 }
+
+const pickProbes = (c: Record<string, unknown>) => ({
+  startupProbe: c.startupProbe,
+  livenessProbe: c.livenessProbe,
+  readinessProbe: c.readinessProbe,
+});
 
 /** kubectl arguments that remove what `npx pepr deploy` applied of the store RBAC. */
 export const deleteStoreRbacArgs = () => [

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseAllDocuments, parseDocument, stringify } from "yaml";
-import { STARTUP_PROBE, withStartupProbe } from "../../hack/module/policies";
+import { MODULE_PROBES, withModuleProbes } from "../../hack/module/policies";
 import { readInputs } from "../../hack/chart/build";
 import { ChartFiles, TRANSFORMS, replaceOnce, transformChart } from "../../hack/chart/transforms";
 
@@ -220,36 +220,58 @@ test("a transform whose target moved fails loudly", t => {
   t.throws(() => transformChart(broken, inputs()), { message: /replicas/ });
 });
 
-test("both Deployments get a startup probe, so a replica restarting on a busy node is not killed; it is a value", t => {
-  type Probed = { spec: { template: { spec: { containers: { startupProbe?: object }[] } } } };
-  const probeOf = (docs: ReturnType<typeof render>, name: string) =>
-    (docs.find(d => d.kind === "Deployment" && d.metadata?.name === name) as unknown as Probed).spec
-      .template.spec.containers[0].startupProbe;
-  const docs = render();
-  for (const name of ["pepr-pepr-macvlan", "pepr-pepr-macvlan-watcher"])
-    t.deepEqual(probeOf(docs, name), STARTUP_PROBE, name);
-  const longer = render(["admission.startupProbe.failureThreshold=90"]);
-  t.like(probeOf(longer, "pepr-pepr-macvlan"), { failureThreshold: 90, periodSeconds: 2 });
+type Probes = Record<keyof typeof MODULE_PROBES, unknown>;
+const containerOf = (doc: unknown) =>
+  (doc as { spec: { template: { spec: { containers: Probes[] } } } }).spec.template.spec
+    .containers[0];
+const probesOf = (c: Probes): Probes => ({
+  startupProbe: c.startupProbe,
+  livenessProbe: c.livenessProbe,
+  readinessProbe: c.readinessProbe,
 });
 
-test("fix-dist adds the startup probe to the module manifest's two Deployments only", t => {
+test("both Deployments get the module's probes (a startup probe; liveness and readiness that a busy node does not trip); they are values", t => {
+  const deploymentIn = (docs: ReturnType<typeof render>, name: string) =>
+    containerOf(docs.find(d => d.kind === "Deployment" && d.metadata?.name === name));
+  const docs = render();
+  for (const name of ["pepr-pepr-macvlan", "pepr-pepr-macvlan-watcher"])
+    t.deepEqual(probesOf(deploymentIn(docs, name)), MODULE_PROBES, name);
+  const longer = render(["admission.startupProbe.failureThreshold=90"]);
+  t.like(deploymentIn(longer, "pepr-pepr-macvlan").startupProbe as object, {
+    failureThreshold: 90,
+    periodSeconds: 2,
+  });
+});
+
+test("fix-dist sets the module's probes on the manifest's two Deployments only", t => {
   const deployment = (name: string, container: string) =>
     stringify({
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: { name, namespace: "pepr-system" },
-      spec: { template: { spec: { containers: [{ name: container, image: "pepr:1" }] } } },
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              {
+                name: container,
+                image: "pepr:1",
+                // Pepr's own: replaced.
+                livenessProbe: {
+                  httpGet: { path: "/healthz", port: 3000 },
+                  initialDelaySeconds: 10,
+                },
+              },
+            ],
+          },
+        },
+      },
     });
-  const probeIn = (text: string) =>
-    (parseDocument(text).toJS() as { spec: { template: { spec: { containers: object[] } } } }).spec
-      .template.spec.containers[0] as { startupProbe?: object };
-  t.deepEqual(
-    probeIn(withStartupProbe(deployment("pepr-pepr-macvlan", "server"))).startupProbe,
-    STARTUP_PROBE,
-  );
-  const watcher = withStartupProbe(deployment("pepr-pepr-macvlan-watcher", "watcher"));
-  t.deepEqual(probeIn(watcher).startupProbe, STARTUP_PROBE);
+  const probesIn = (text: string) => probesOf(containerOf(parseDocument(text).toJS()));
+  t.deepEqual(probesIn(withModuleProbes(deployment("pepr-pepr-macvlan", "server"))), MODULE_PROBES);
+  const watcher = withModuleProbes(deployment("pepr-pepr-macvlan-watcher", "watcher"));
+  t.deepEqual(probesIn(watcher), MODULE_PROBES);
   const other = deployment("someone-else", "server");
-  t.is(withStartupProbe(other), other, "another Deployment is left as it is");
-  t.is(withStartupProbe(watcher), watcher, "already probed: unchanged");
+  t.is(withModuleProbes(other), other, "another Deployment is left as it is");
+  t.is(withModuleProbes(watcher), watcher, "already set: unchanged");
 });
