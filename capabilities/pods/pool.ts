@@ -11,11 +11,13 @@ import { ClusterState } from "../cluster-state";
 import { Phase } from "../k8s/informer";
 import { KubePort, kfcPort } from "../k8s/port";
 import { applyWrites, decideAndApply } from "../k8s/apply";
-import { describe, isAlreadyExists } from "../../lib/k8s/errors";
-import { macFor } from "../../lib/ipam";
+import { describe, isAlreadyExists, isTransient } from "../../lib/k8s/errors";
+import { leaseName, macFor } from "../../lib/ipam";
 import {
+  ANN_POOL_COMMITMENT,
   ANN_POOL_OWNER,
   ReplicaId,
+  commitmentOf,
   handedOut,
   isOrphaned,
   isPoolLease,
@@ -58,6 +60,16 @@ interface SubnetPool {
   lastHandout: number;
 }
 
+/** A pool lease whose create failed in a way that may still have created it (timed out, the
+ * answer lost): its token, kept until the lease cache shows the lease or UNCERTAIN_TTL_MS pass. */
+interface Uncertain {
+  token: string;
+  since: number;
+}
+
+/** Long enough for any create the API server was still processing to show in the lease watch. */
+const UNCERTAIN_TTL_MS = 5 * 60_000;
+
 interface HandOut {
   token: string;
   namespace: string;
@@ -69,6 +81,7 @@ const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespa
 export class ReplicaPool {
   readonly #pools = new Map<string, SubnetPool>();
   readonly #pending = new Map<string, HandOut>();
+  readonly #uncertain = new Map<string, Uncertain>();
   #me?: ReplicaId;
   #port: KubePort = kfcPort;
 
@@ -239,6 +252,9 @@ export class ReplicaPool {
   }
 
   #tick(): void {
+    const now = Date.now();
+    for (const [name, u] of this.#uncertain)
+      if (now - u.since > UNCERTAIN_TTL_MS) this.#uncertain.delete(name);
     for (const name of this.#pools.keys()) {
       const subnet = this.state.subnets.get(name);
       if (subnet) this.topUp(subnet);
@@ -266,15 +282,41 @@ export class ReplicaPool {
         return;
       } catch (e) {
         if (isAlreadyExists(e)) continue; // someone holds it: stays marked, try the next
-        allocator.forget(ip);
         Log.warn(`could not pre-lease an address of MacvlanSubnet ${name}: ${describe(e)}`);
+        const lease = leaseName(name, ip);
+        // Timed out or the answer lost: the lease may exist all the same, ours alone (only we
+        // have its token). It joins the pool when the lease cache shows it, so it is handed out
+        // or returned like any other, never left behind while this replica lives.
+        if (isTransient(e)) this.#uncertain.set(lease, { token, since: Date.now() });
+        const seen = this.state.leases.get(lease);
+        if (seen) this.#adopt(seen);
+        else allocator.forget(ip);
         return;
       }
     }
   }
 
+  /** An uncertain create's lease, now seen: ours (owner and commitment), so it joins the pool. */
+  #adopt(lease: MacvlanLease): void {
+    const name = lease.metadata!.name!;
+    const u = this.#uncertain.get(name);
+    if (!u || !this.#me) return;
+    this.#uncertain.delete(name);
+    const ann = lease.metadata?.annotations ?? {};
+    const ours =
+      isPoolLease(lease) &&
+      !isOrphaned(lease) &&
+      ann[ANN_POOL_OWNER] === ownerValue(this.#me) &&
+      ann[ANN_POOL_COMMITMENT] === commitmentOf(u.token);
+    if (!ours) return;
+    const pool = this.#pool(lease.spec!.subnet);
+    if (!pool.ready.some(r => r.lease.metadata?.name === name))
+      pool.ready.push({ lease, token: u.token });
+  }
+
   #onLease(lease: MacvlanLease, phase: Phase): void {
     const name = lease.metadata!.name!;
+    if (phase !== "DELETED" && this.#uncertain.has(name)) this.#adopt(lease);
     if (phase === "DELETED" || !isPoolLease(lease)) this.#pending.delete(name); // bound or gone
     const pool = this.#pools.get(lease.spec?.subnet ?? "");
     if (!pool || !this.#me) return;

@@ -348,3 +348,42 @@ test.serial(
     );
   },
 );
+
+test.serial(
+  "a pool lease whose create timed out but happened joins the pool: handed out or returned, never left behind",
+  async t => {
+    // Seen in a 300-pod burst: 50 pre-lease creates timed out on the client, the API server made
+    // them all the same, and 58 pool leases stayed after every pod was gone.
+    const port = linkedPort();
+    const create = port.createLease.bind(port);
+    port.createLease = async l => {
+      await create(l); // the API server creates it, the watch delivers it …
+      throw { status: 504, data: { message: "the answer never came" } }; // … the client times out
+    };
+    const { state: s, pool: p } = fresh(port, A);
+    port.caches.push(s);
+    await settle();
+    const sub = s.subnets.get("lan")!;
+    p.topUp(sub);
+    await settle();
+    const made = [...port.leases.keys()];
+    t.true(made.length >= poolSettings.min, `${made.length} pool leases were made`);
+    const got = p.take(sub, "team-a", "web-1");
+    t.truthy(got, "an adopted lease is handed out");
+    t.true(made.includes(got!.metadata!.name!));
+    // Idle: the pool returns everything it holds, adopted leases included.
+    const idle = poolSettings.idleMs;
+    poolSettings.idleMs = -1;
+    try {
+      p.topUp(sub);
+      await settle();
+    } finally {
+      poolSettings.idleMs = idle;
+    }
+    t.deepEqual(
+      [...port.leases.keys()],
+      [got!.metadata!.name!],
+      "only the handed-out lease is left",
+    );
+  },
+);
