@@ -60,15 +60,22 @@ interface SubnetPool {
   lastHandout: number;
 }
 
-/** A pool lease whose create failed in a way that may still have created it (timed out, the
- * answer lost): its token, kept until the lease cache shows the lease or UNCERTAIN_TTL_MS pass. */
-interface Uncertain {
+/**
+ * The token of a pool lease this replica made (or tried to) and has not handed out: kept while
+ * the lease is ours, so the lease can rejoin the pool whenever the lease cache shows it outside
+ * of it (a create that timed out but happened; a relist that briefly lost it). `absentSince`:
+ * when the cache last lacked it; the entry is dropped after MINTED_TTL_MS of absence.
+ */
+interface Minted {
   token: string;
-  since: number;
+  absentSince?: number;
+  /** Being returned (deleted): never ready again; the sweep retries a failed delete. */
+  returning?: boolean;
+  deleting?: boolean;
 }
 
 /** Long enough for any create the API server was still processing to show in the lease watch. */
-const UNCERTAIN_TTL_MS = 5 * 60_000;
+const MINTED_TTL_MS = 5 * 60_000;
 
 interface HandOut {
   token: string;
@@ -81,7 +88,7 @@ const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespa
 export class ReplicaPool {
   readonly #pools = new Map<string, SubnetPool>();
   readonly #pending = new Map<string, HandOut>();
-  readonly #uncertain = new Map<string, Uncertain>();
+  readonly #minted = new Map<string, Minted>();
   #me?: ReplicaId;
   #port: KubePort = kfcPort;
 
@@ -178,6 +185,7 @@ export class ReplicaPool {
     this.topUp(subnet);
     if (!taken) return undefined;
     const leaseName = taken.cached.metadata!.name!;
+    this.#minted.delete(leaseName); // handed out: never ready again
     this.#pending.set(leaseName, { token: taken.token, namespace, pod });
     setTimeout(() => void this.#record(leaseName), poolSettings.recordDelayMs).unref();
     return handedOut(taken.cached, taken.token, namespace);
@@ -252,9 +260,7 @@ export class ReplicaPool {
   }
 
   #tick(): void {
-    const now = Date.now();
-    for (const [name, u] of this.#uncertain)
-      if (now - u.since > UNCERTAIN_TTL_MS) this.#uncertain.delete(name);
+    this.#sweepMinted(Date.now());
     for (const name of this.#pools.keys()) {
       const subnet = this.state.subnets.get(name);
       if (subnet) this.topUp(subnet);
@@ -273,21 +279,25 @@ export class ReplicaPool {
         return; // exhausted: admission's own path reports it
       }
       const token = randomBytes(16).toString("hex");
+      const lease = leaseName(name, ip);
+      this.#minted.set(lease, { token });
       try {
         const created = await this.#port.createLease(
           renderPoolLease(name, ip, macFor(name, ip), this.#me!, token),
         );
         this.state.leases.upsert(created);
-        this.#pool(name).ready.push({ lease: created, token });
+        this.#adopt(created);
         return;
       } catch (e) {
-        if (isAlreadyExists(e)) continue; // someone holds it: stays marked, try the next
+        if (isAlreadyExists(e)) {
+          this.#minted.delete(lease);
+          continue; // someone holds it: stays marked, try the next
+        }
         Log.warn(`could not pre-lease an address of MacvlanSubnet ${name}: ${describe(e)}`);
-        const lease = leaseName(name, ip);
         // Timed out or the answer lost: the lease may exist all the same, ours alone (only we
         // have its token). It joins the pool when the lease cache shows it, so it is handed out
         // or returned like any other, never left behind while this replica lives.
-        if (isTransient(e)) this.#uncertain.set(lease, { token, since: Date.now() });
+        if (!isTransient(e)) this.#minted.delete(lease);
         const seen = this.state.leases.get(lease);
         if (seen) this.#adopt(seen);
         else allocator.forget(ip);
@@ -296,27 +306,46 @@ export class ReplicaPool {
     }
   }
 
-  /** An uncertain create's lease, now seen: ours (owner and commitment), so it joins the pool. */
+  /**
+   * A lease we minted, as the cache shows it: ours (pool lease, our owner, the commitment of our
+   * token, not revoked) and not handed out, so it is (again) ready; otherwise it is not ours to
+   * keep track of.
+   */
   #adopt(lease: MacvlanLease): void {
     const name = lease.metadata!.name!;
-    const u = this.#uncertain.get(name);
-    if (!u || !this.#me) return;
-    this.#uncertain.delete(name);
+    const minted = this.#minted.get(name);
+    if (!minted || !this.#me) return;
     const ann = lease.metadata?.annotations ?? {};
     const ours =
       isPoolLease(lease) &&
       !isOrphaned(lease) &&
       ann[ANN_POOL_OWNER] === ownerValue(this.#me) &&
-      ann[ANN_POOL_COMMITMENT] === commitmentOf(u.token);
-    if (!ours) return;
+      ann[ANN_POOL_COMMITMENT] === commitmentOf(minted.token);
+    if (!ours || this.#pending.has(name)) {
+      this.#minted.delete(name);
+      return;
+    }
+    minted.absentSince = undefined;
+    if (minted.returning) return;
     const pool = this.#pool(lease.spec!.subnet);
     if (!pool.ready.some(r => r.lease.metadata?.name === name))
-      pool.ready.push({ lease, token: u.token });
+      pool.ready.push({ lease, token: minted.token });
+  }
+
+  /** Re-adopts minted leases the cache shows outside the pool; forgets long-absent ones. */
+  #sweepMinted(now: number): void {
+    for (const [name, minted] of this.#minted) {
+      const cached = this.state.leases.get(name);
+      if (cached && minted.returning && !minted.deleting) void this.#delete(cached);
+      else if (cached) this.#adopt(cached);
+      else if (minted.absentSince === undefined) minted.absentSince = now;
+      else if (now - minted.absentSince > MINTED_TTL_MS) this.#minted.delete(name);
+    }
   }
 
   #onLease(lease: MacvlanLease, phase: Phase): void {
     const name = lease.metadata!.name!;
-    if (phase !== "DELETED" && this.#uncertain.has(name)) this.#adopt(lease);
+    if (phase !== "DELETED") this.#adopt(lease);
     if (phase === "DELETED" || !isPoolLease(lease)) this.#pending.delete(name); // bound or gone
     const pool = this.#pools.get(lease.spec?.subnet ?? "");
     if (!pool || !this.#me) return;
@@ -351,6 +380,19 @@ export class ReplicaPool {
 
   /** Deletes one of our pool leases (compare-and-swap); true once it is gone. */
   async #delete(lease: MacvlanLease): Promise<boolean> {
+    const minted = this.#minted.get(lease.metadata!.name!);
+    // Never ready again from here on, even if this delete fails: the sweep retries it.
+    if (minted) Object.assign(minted, { returning: true, deleting: true });
+    try {
+      const gone = await this.#deleteOnce(lease);
+      if (gone) this.#minted.delete(lease.metadata!.name!);
+      return gone;
+    } finally {
+      if (minted) minted.deleting = false;
+    }
+  }
+
+  async #deleteOnce(lease: MacvlanLease): Promise<boolean> {
     const cached = this.state.leases.get(lease.metadata!.name!) ?? lease;
     if (!isPoolLease(cached)) return false;
     const lock = { name: lease.metadata!.name!, uid: cached.metadata?.uid };

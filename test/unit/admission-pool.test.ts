@@ -387,3 +387,29 @@ test.serial(
     );
   },
 );
+
+test.serial(
+  "a ready lease a relist briefly lost rejoins the pool when the cache shows it again",
+  async t => {
+    const port = new FakePort();
+    const { state: s, pool: p } = fresh(port, A);
+    await settle();
+    const sub = s.subnets.get("lan")!;
+    p.topUp(sub);
+    await settle();
+    const ready = s.leases.list().filter(isPoolLease);
+    t.true(ready.length > 0);
+    // A relist from a stale watch cache: every pool lease "deleted", then back.
+    for (const l of ready) s.leases.forget(structuredClone(l));
+    for (const l of ready) s.leases.upsert(structuredClone(l));
+    const handed = new Set<string>();
+    for (let i = 0; i < ready.length; i++) {
+      const got = p.take(sub, "team-a");
+      if (got) handed.add(got.metadata!.name!);
+    }
+    t.true(
+      ready.every(l => handed.has(l.metadata!.name!)),
+      "every lease the relist lost was handed out again, none left outside the pool",
+    );
+  },
+);
