@@ -56,6 +56,7 @@ export async function readSnapshot(port: KubePort): Promise<ResyncSnapshot> {
     statefulSets,
     confirmedGone,
     reservedTtlSeconds: settings.reservedTtlSeconds,
+    poolMaxAgeSeconds: settings.poolMaxAgeSeconds,
     now: new Date(),
   };
 }

@@ -290,8 +290,11 @@ export class ReplicaPool {
         return;
       } catch (e) {
         if (isAlreadyExists(e)) {
-          this.#minted.delete(lease);
-          continue; // someone holds it: stays marked, try the next
+          // Someone holds it: stays marked, try the next. (Were it our own earlier attempt, its
+          // commitment is our token's and the adoption below or the sweep takes it in.)
+          const seen = this.state.leases.get(lease);
+          if (seen) this.#adopt(seen);
+          continue;
         }
         Log.warn(`could not pre-lease an address of MacvlanSubnet ${name}: ${describe(e)}`);
         // Timed out or the answer lost: the lease may exist all the same, ours alone (only we

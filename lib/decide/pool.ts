@@ -184,12 +184,15 @@ export interface PoolLeaseContext {
   claimed: boolean;
   subnetDeleting: boolean;
   reservedTtlSeconds: number;
+  /** Revoked once older than this even while its owner lives (lib/mode.ts poolMaxAgeSeconds). */
+  maxAgeSeconds?: number;
   now: Date;
 }
 
 /**
  * The resync's decision for one pool lease: keep it while its owner lives, revoke it when the
- * owner is gone or the subnet is being deleted, delete it once revoked for the TTL and unclaimed.
+ * owner is gone, the subnet is being deleted or it is older than the max age, delete it once
+ * revoked for the TTL and unclaimed.
  */
 export function planPoolLease(lease: MacvlanLease, ctx: PoolLeaseContext): Write[] {
   if (ctx.claimed) return [];
@@ -197,7 +200,12 @@ export function planPoolLease(lease: MacvlanLease, ctx: PoolLeaseContext): Write
   const orphanedAt = Date.parse(annotationsOf(lease)[ANN_POOL_ORPHANED_AT] ?? "");
   if (!isOrphaned(lease)) {
     const alive = !!owner && ctx.livePods.has(`${owner.namespace}/${owner.pod}`);
-    return alive && !ctx.subnetDeleting ? [] : [orphanWrite(lease, ctx.now)];
+    const created = new Date(lease.metadata?.creationTimestamp ?? NaN).getTime();
+    const tooOld =
+      ctx.maxAgeSeconds !== undefined &&
+      Number.isFinite(created) &&
+      ctx.now.getTime() - created > ctx.maxAgeSeconds * 1000;
+    return alive && !ctx.subnetDeleting && !tooOld ? [] : [orphanWrite(lease, ctx.now)];
   }
   // An unreadable mark counts from now: the safe side.
   const since = Number.isFinite(orphanedAt) ? orphanedAt : ctx.now.getTime();

@@ -25,6 +25,8 @@ export interface ResyncSnapshot {
   /** Leases whose pod a fresh GET found gone (the list may miss a pod, a GET cannot). */
   confirmedGone: ReadonlySet<string>;
   reservedTtlSeconds: number;
+  /** Pool leases older than this are revoked even while their replica lives. */
+  poolMaxAgeSeconds?: number;
   now: Date;
 }
 
@@ -254,6 +256,7 @@ function planPool(lease: MacvlanLease, ctx: ResyncContext): Write[] {
     claimed: hasClaimant(lease, ctx),
     subnetDeleting: !!ctx.subnets.get(spec.subnet)?.metadata?.deletionTimestamp,
     reservedTtlSeconds: ctx.s.reservedTtlSeconds,
+    maxAgeSeconds: ctx.s.poolMaxAgeSeconds,
     now: ctx.s.now,
   });
   if (!writes.some(w => w.op === "deleteLease")) return writes;

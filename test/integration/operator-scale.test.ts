@@ -7,7 +7,12 @@ import { testDeployment, waitFor, withCluster, macvlanSubnet } from "./helpers";
 const test = anyTest as TestFn;
 const cluster = withCluster(test, {
   nodes: 2,
-  module: { agent: false, env: { MACVLAN_RESYNC_SECONDS: "10" } },
+  // A pool lease its replica lost track of is revoked at 2 min (default 10) and reclaimed a TTL
+  // later: within the wait for "no lease left over" below.
+  module: {
+    agent: false,
+    env: { MACVLAN_RESYNC_SECONDS: "10", MACVLAN_POOL_MAX_AGE_SECONDS: "120" },
+  },
 });
 
 const DEPLOYMENTS = 3;

@@ -229,3 +229,27 @@ test("a fixed-IP request asks a live pool lease back by compare-and-swap; the ma
   t.truthy(patch);
   if (patch?.op === "patchLease") t.false(ANN_POOL_RETURN_REQUESTED in (patch.annotations ?? {}));
 });
+
+test("a live replica's pool lease older than the max age is revoked: one its owner lost track of cannot stay", t => {
+  const l = poolLease(); // created 2026-12-01T10:00:00Z
+  const ctx = {
+    livePods: new Set(["pepr-system/pepr-a"]),
+    claimed: false,
+    subnetDeleting: false,
+    reservedTtlSeconds: 60,
+    maxAgeSeconds: 600,
+  };
+  t.deepEqual(
+    planPoolLease(l, { ...ctx, now: new Date("2026-12-01T10:09:00Z") }),
+    [],
+    "9 min: kept",
+  );
+  const [w] = planPoolLease(l, { ...ctx, now: new Date("2026-12-01T10:11:00Z") });
+  t.is(w?.op, "patchLease", "11 min: revoked");
+  if (w?.op === "patchLease") t.truthy(w.annotations?.[ANN_POOL_ORPHANED_AT]);
+  t.deepEqual(
+    planPoolLease(l, { ...ctx, maxAgeSeconds: undefined, now: new Date("2026-12-02T10:00:00Z") }),
+    [],
+    "no max age: kept while the owner lives",
+  );
+});
