@@ -110,8 +110,31 @@ export async function applyCrds(): Promise<void> {
   ]);
 }
 
-/** `kubectl apply -f deploy/policies.yaml` (after crds/: the policies check our kinds). */
+/**
+ * The OpenAPI groups the policies' expressions are type-checked against. The API server checks a
+ * policy once per generation, against the schemas it publishes at that moment: a CRD Established
+ * a moment ago may not be published yet, and the check then records warnings that stay (seen
+ * once in CI for the NAD policy).
+ */
+const POLICY_SCHEMAS = [
+  "/openapi/v3/apis/macvlan.dev/v1alpha1",
+  "/openapi/v3/apis/k8s.cni.cncf.io/v1",
+];
+
+/** `kubectl apply -f deploy/policies.yaml`, once the kinds they check are published. */
 export async function applyPolicies(): Promise<void> {
+  for (const schema of POLICY_SCHEMAS) {
+    const deadline = Date.now() + 60_000;
+    while (
+      !(await kubectl(["get", "--raw", schema]).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error(`${schema} is not published after 60 s`);
+      await new Promise(r => setTimeout(r, 500));
+    }
+  }
   await kubectl(["apply", "-f", POLICIES]);
 }
 
