@@ -70,6 +70,16 @@ function fresh(port: FakePort, id: ReplicaId): { state: ClusterState; pool: Repl
   return { state: s, pool: p };
 }
 
+/** Replica `id` with its pool for "lan" filled: its cache, its pool and the subnet. */
+async function warmPool(port: FakePort, id: ReplicaId) {
+  const r = fresh(port, id);
+  await settle();
+  const sub = r.state.subnets.get("lan")!;
+  r.pool.topUp(sub);
+  await settle();
+  return { ...r, sub };
+}
+
 const A: ReplicaId = { namespace: "pepr-system", pod: "pepr-a", boot: "a1" };
 const B: ReplicaId = { namespace: "pepr-system", pod: "pepr-b", boot: "b1" };
 
@@ -161,11 +171,7 @@ test.serial("two replicas admitting a burst never hand out one address twice", a
 
 test.serial("a revoked or vanished pool lease is never handed out", async t => {
   const port = new FakePort();
-  const { state: s, pool: p } = fresh(port, A);
-  await settle();
-  const sub = s.subnets.get("lan")!;
-  p.topUp(sub);
-  await settle();
+  const { state: s, pool: p, sub } = await warmPool(port, A);
   const ours = s.leases.list().filter(isPoolLease);
   t.true(ours.length > 0);
   for (const l of ours) {
@@ -183,11 +189,7 @@ test.serial(
   async t => {
     poolSettings.recordDelayMs = 20;
     const port = new FakePort();
-    const { state: s, pool: p } = fresh(port, A);
-    await settle();
-    const sub = s.subnets.get("lan")!;
-    p.topUp(sub);
-    await settle();
+    const { state: s, pool: p, sub } = await warmPool(port, A);
     const got = p.take(sub, "team-a", "web-9")!;
     const name = got.metadata!.name!;
     await settle(60);
@@ -392,11 +394,7 @@ test.serial(
   "a ready lease a relist briefly lost rejoins the pool when the cache shows it again",
   async t => {
     const port = new FakePort();
-    const { state: s, pool: p } = fresh(port, A);
-    await settle();
-    const sub = s.subnets.get("lan")!;
-    p.topUp(sub);
-    await settle();
+    const { state: s, pool: p, sub } = await warmPool(port, A);
     const ready = s.leases.list().filter(isPoolLease);
     t.true(ready.length > 0);
     // A relist from a stale watch cache: every pool lease "deleted", then back.
