@@ -4,7 +4,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT } from "../cluster/config";
-import { ChartFiles, ChartInputs, TRANSFORMS, transformChart } from "./transforms";
+import { parseDocument } from "yaml";
+import { ADDED_VALUES, ChartFiles, ChartInputs, TRANSFORMS, transformChart } from "./transforms";
 
 function readTree(root: string, dir = ""): ChartFiles {
   const files: ChartFiles = new Map();
@@ -39,7 +40,10 @@ export function buildChart(dist = path.join(REPO_ROOT, "dist")): string {
   if (!chart) throw new Error(`no *-chart in ${dist}: run npx pepr build first`);
   const root = path.join(dist, chart);
   const before = readTree(root);
-  if (before.has("templates/agent.yaml")) return `${chart}: already transformed`;
+  // Transformed when values.yaml has every value the chart adds. (Not "our templates exist":
+  // `npx pepr build` rewrites Pepr's own files and leaves ours, so a rebuilt chart has both.)
+  const values = parseDocument(before.get("values.yaml") ?? "");
+  if (ADDED_VALUES.every(v => values.hasIn(v.path))) return `${chart}: already transformed`;
   const { files, applied } = transformChart(before, readInputs(dist));
   for (const rel of before.keys()) if (!files.has(rel)) fs.rmSync(path.join(root, rel));
   for (const [rel, text] of files) {

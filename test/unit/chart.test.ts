@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseAllDocuments, parseDocument, stringify } from "yaml";
 import { MODULE_PROBES, withModuleProbes } from "../../hack/module/policies";
-import { readInputs } from "../../hack/chart/build";
+import { buildChart, readInputs } from "../../hack/chart/build";
 import { ChartFiles, TRANSFORMS, replaceOnce, transformChart } from "../../hack/chart/transforms";
 
 const REPO = path.join(__dirname, "..", "..");
@@ -274,4 +274,29 @@ test("fix-dist sets the module's probes on the manifest's two Deployments only",
   const other = deployment("someone-else", "server");
   t.is(withModuleProbes(other), other, "another Deployment is left as it is");
   t.is(withModuleProbes(watcher), watcher, "already set: unchanged");
+});
+
+test("a chart `npx pepr build` rewrote over a transformed one is transformed again", t => {
+  // pepr build rewrites Pepr's own files and leaves the chart's added templates in place.
+  const dist = fs.mkdtempSync(path.join(os.tmpdir(), "pmv-chart-rebuilt-"));
+  try {
+    fs.copyFileSync(
+      path.join(__dirname, "fixtures", "pepr-chart-module.yaml"),
+      path.join(dist, "pepr-module-pepr-macvlan.yaml"),
+    );
+    const root = path.join(dist, "pepr-macvlan-chart");
+    const write = (files: ChartFiles) => {
+      for (const [rel, text] of files) {
+        fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+        fs.writeFileSync(path.join(root, rel), text);
+      }
+    };
+    write(chart.files); // transformed once …
+    write(readTree(FIXTURE)); // … then Pepr's files written again over it
+    t.regex(buildChart(dist), /add-values/, "transformed again, not 'already transformed'");
+    t.regex(fs.readFileSync(path.join(root, "values.yaml"), "utf8"), /^policies:/m);
+    t.regex(buildChart(dist), /already transformed/);
+  } finally {
+    fs.rmSync(dist, { recursive: true, force: true });
+  }
 });
