@@ -189,7 +189,7 @@ test.serial(
   async t => {
     poolSettings.recordDelayMs = 20;
     const port = new FakePort();
-    const { state: s, pool: p, sub } = await warmPool(port, A);
+    const { pool: p, sub } = await warmPool(port, A);
     const got = p.take(sub, "team-a", "web-9")!;
     const name = got.metadata!.name!;
     await settle(60);
