@@ -163,6 +163,59 @@ test.serial("kubectl macvlan subnets / why / doctor read the Helm-installed clus
   t.regex(who.out, /holder: pod helm-a\/web \(Running\)/);
 });
 
+test.serial("kubectl macvlan free and release --force on the Helm-installed cluster", async t => {
+  const c = cluster();
+  const free = await plugin(c, ["free", "lan", "3", "-o", "json"]);
+  t.is(free.code, 0, free.out);
+  const next = JSON.parse(free.out) as { addresses: { ip: string; source: string }[] };
+  t.log(`$ kubectl macvlan free lan 3\n${(await plugin(c, ["free", "lan", "3"])).out}`);
+  t.is(next.addresses.length, 3);
+  // Pre-leased pool addresses come first (their leases exist); the rest are not leased at all.
+  const leased = new Set(
+    (JSON.parse((await plugin(c, ["leases", "-o", "json"])).out) as { ip: string }[]).map(
+      l => l.ip,
+    ),
+  );
+  for (const a of next.addresses) {
+    t.regex(a.ip, /^198\.18\.100\.([1-5]\d|60)$/, "inside the subnet's range");
+    t.is(leased.has(a.ip), a.source === "pool", `${a.ip} (${a.source})`);
+  }
+
+  await c.apply(testPod({ name: "spare", namespace: "helm-a" }));
+  const ip = (await c.waitForPodReady("helm-a", "spare")).metadata!.annotations!["macvlan.dev/ip"];
+  const dry = await plugin(c, ["release", ip]);
+  t.is(dry.code, 2, "without --force it only says what it would do");
+  t.regex(dry.out, /nothing done: add --force/);
+  const unconfirmed = await plugin(c, ["release", ip, "--force"]);
+  t.is(unconfirmed.code, 2, "no terminal to confirm on: --yes is required");
+  const done = await plugin(c, ["release", ip, "--force", "--yes"]);
+  t.is(done.code, 0, done.out);
+  t.log(`$ kubectl macvlan release ${ip} --force --yes\n${done.out}`);
+  const lease = await waitFor(
+    async () => {
+      const l = (await getJson(c, ["mvl", `lan-${ip.replace(/\./g, "-")}`])) as
+        | { status?: { phase?: string } }
+        | undefined;
+      return (l === undefined || l.status?.phase === "Released") && { phase: l?.status?.phase };
+    },
+    { timeoutMs: 30_000, what: `lease of ${ip} Released` },
+  );
+  t.log(`lease of ${ip}: ${lease.phase ?? "deleted"}`);
+  const events = await c.kubectl([
+    "get",
+    "events",
+    "-A",
+    "--field-selector",
+    "reason=ManualRelease",
+  ]);
+  t.regex(
+    events,
+    new RegExp(`lan-${ip.replace(/\./g, "-")}`),
+    "an Event on the lease says who did it",
+  );
+  await c.kubectl(["-n", "helm-a", "delete", "pod", "spare", "--wait=true"]);
+});
+
 test.serial(
   "helm upgrade that breaks the agent: doctor finds it and exits 1; upgrading back heals",
   async t => {
