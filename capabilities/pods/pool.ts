@@ -14,10 +14,8 @@ import { applyWrites, decideAndApply } from "../k8s/apply";
 import { describe, isAlreadyExists, isTransient } from "../../lib/k8s/errors";
 import { leaseName, macFor } from "../../lib/ipam";
 import {
-  ANN_POOL_COMMITMENT,
   ANN_POOL_OWNER,
   ReplicaId,
-  commitmentOf,
   handedOut,
   isOrphaned,
   isPoolLease,
@@ -29,6 +27,7 @@ import {
   renderPoolLease,
   returnRequestWrite,
   staleIncarnationWrites,
+  tokenOpens,
 } from "../../lib/decide/pool";
 
 /** Tunables (environment variables); MACVLAN_POOL_MAX=0 turns the pools off. */
@@ -318,12 +317,10 @@ export class ReplicaPool {
     const name = lease.metadata!.name!;
     const minted = this.#minted.get(name);
     if (!minted || !this.#me) return;
-    const ann = lease.metadata?.annotations ?? {};
     const ours =
-      isPoolLease(lease) &&
+      tokenOpens(lease, minted.token) &&
       !isOrphaned(lease) &&
-      ann[ANN_POOL_OWNER] === ownerValue(this.#me) &&
-      ann[ANN_POOL_COMMITMENT] === commitmentOf(minted.token);
+      lease.metadata?.annotations?.[ANN_POOL_OWNER] === ownerValue(this.#me);
     if (!ours || this.#pending.has(name)) {
       this.#minted.delete(name);
       return;

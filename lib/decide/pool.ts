@@ -71,12 +71,16 @@ export const isReturnRequested = (lease: MacvlanLease) =>
 export const isReturnable = (lease: MacvlanLease) => isPoolLease(lease) && !isOrphaned(lease);
 
 /** Asks the owner of a pool lease to give it back (compare-and-swap on what was read). */
-export function returnRequestWrite(lease: MacvlanLease, now: Date): Write {
+export const returnRequestWrite = (lease: MacvlanLease, now: Date) =>
+  markWrite(lease, ANN_POOL_RETURN_REQUESTED, now);
+
+/** Sets a time-stamp annotation on a pool lease (compare-and-swap on what was read). */
+function markWrite(lease: MacvlanLease, annotation: string, now: Date): Write {
   return {
     op: "patchLease",
     lease: preconditionOf(lease) as Precondition,
     spec: {},
-    annotations: { ...annotationsOf(lease), [ANN_POOL_RETURN_REQUESTED]: now.toISOString() },
+    annotations: { ...annotationsOf(lease), [annotation]: now.toISOString() },
   };
 }
 
@@ -157,14 +161,8 @@ export function recordWrites(
 }
 
 /** Marks a pool lease revoked at `now` (compare-and-swap on what was read). */
-export function orphanWrite(lease: MacvlanLease, now: Date): Write {
-  return {
-    op: "patchLease",
-    lease: preconditionOf(lease) as Precondition,
-    spec: {},
-    annotations: { ...annotationsOf(lease), [ANN_POOL_ORPHANED_AT]: now.toISOString() },
-  };
-}
+export const orphanWrite = (lease: MacvlanLease, now: Date) =>
+  markWrite(lease, ANN_POOL_ORPHANED_AT, now);
 
 /** A restarted replica's leases from its earlier process: it cannot know which it handed out. */
 export function staleIncarnationWrites(leases: MacvlanLease[], me: ReplicaId, now: Date): Write[] {
