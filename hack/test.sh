@@ -41,9 +41,5 @@ echo "== building the local cluster's binaries (cached after the first run)"
 bash hack/build-binaries.sh
 echo "== building the module (npx pepr build + fix-dist; the tests install dist/pepr-module-pepr-macvlan.yaml)"
 npx tsx hack/module/manifest.ts build
-# Cluster tests written but not yet passing end to end on this machine (see test/integration/README.md):
-# run them with `npm run test:pending`; they join `npm test` once they have passed here.
-PENDING=(chaos)
-excluded=(); for p in "${PENDING[@]}"; do excluded+=("!test/integration/$p.test.ts"); done
-echo "== cluster tests (each file brings its own cluster up and down; pending: ${PENDING[*]})"
-npx ava --serial --concurrency=1 --timeout=10m 'test/integration/**/*.test.ts' "${excluded[@]}"
+echo "== cluster tests (each file brings its own cluster up and down)"
+npx ava --serial --concurrency=1 --timeout=10m 'test/integration/**/*.test.ts'
