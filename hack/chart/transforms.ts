@@ -4,7 +4,7 @@
 // loudly instead of shipping a half-edited chart. Add a transform: write a function, add it to
 // TRANSFORMS (order matters only where one reads what another adds: values and schema first).
 import { Document, isMap, isSeq, parseAllDocuments, parseDocument, YAMLMap } from "yaml";
-import { MODULE_PROBES } from "../module/policies";
+import { MODULE_PROBES, MODULE_RESOURCES } from "../module/policies";
 
 /** The chart's files by path relative to the chart root. */
 export type ChartFiles = Map<string, string>;
@@ -272,6 +272,23 @@ const moduleProbes: Transform = {
   },
 };
 
+const moduleResources: Transform = {
+  name: "module-resources",
+  why: "a CPU limit throttles the admission server inside the webhook timeout during a burst: requests and a memory limit only (hack/module/policies.ts MODULE_RESOURCES)",
+  apply(files) {
+    const doc = parseDocument(need(files, "values.yaml"));
+    for (const component of ["admission", "watcher"])
+      doc.setIn([component, "resources"], doc.createNode(MODULE_RESOURCES));
+    files.set("values.yaml", doc.toString({ lineWidth: 0 }));
+    // Pepr's schema requires cpu and memory in limits too: a limit of either alone is allowed.
+    const schema = JSON.parse(need(files, "values.schema.json"));
+    const defs = schema.definitions;
+    defs.Resources.properties.limits = { $ref: "#/definitions/ResourceLimits" };
+    defs.ResourceLimits = { ...defs.Limits, required: [], title: "ResourceLimits" };
+    files.set("values.schema.json", JSON.stringify(schema, null, 2) + "\n");
+  },
+};
+
 const KEEP = { "helm.sh/resource-policy": "keep" };
 
 const addCrds: Transform = {
@@ -494,6 +511,7 @@ export const TRANSFORMS: Transform[] = [
   addValues,
   deploymentKnobs,
   moduleProbes,
+  moduleResources,
   addCrds,
   addPolicies,
   addAgent,

@@ -28,7 +28,12 @@ import {
   invalidateModuleBuild,
   manifestWithEnv,
 } from "./manifest";
-import { MODULE_CONTAINERS, MODULE_PROBES, POLICIES, deleteStoreRbacArgs } from "./policies";
+import {
+  MODULE_CONTAINERS,
+  MODULE_CONTAINER_SETTINGS,
+  POLICIES,
+  deleteStoreRbacArgs,
+} from "./policies";
 
 export const NAMESPACE = "pepr-system";
 export const ADMISSION = "pepr-pepr-macvlan";
@@ -376,8 +381,10 @@ async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   const env = opts.env ?? {};
   // Patched as soon as the Deployments exist, so their first pods already start with it.
   await Promise.race([deploymentsCreated(), deployed]);
-  log("kubectl patch: the module's probes on the admission and watcher Deployments (fix-dist's)");
-  await setModuleProbes();
+  log(
+    "kubectl patch: the module's probes and resources on the admission and watcher Deployments (fix-dist's)",
+  );
+  await setModuleSettings();
   if (Object.keys(env).length) {
     log(`kubectl set env ${Object.keys(env).join(", ")} on the admission and watcher Deployments`);
     await setEnv(env);
@@ -385,10 +392,16 @@ async function installWithPeprDeploy(opts: DeployOptions): Promise<void> {
   await deployed;
 }
 
-/** What fix-dist sets in the manifest (policies.ts MODULE_PROBES), for `npx pepr deploy`'s. */
-async function setModuleProbes(): Promise<void> {
+/** What fix-dist sets in the manifest (policies.ts MODULE_CONTAINER_SETTINGS), for `npx pepr deploy`'s. */
+async function setModuleSettings(): Promise<void> {
   for (const [deployment, name] of Object.entries(MODULE_CONTAINERS)) {
-    const patch = { spec: { template: { spec: { containers: [{ name, ...MODULE_PROBES }] } } } };
+    // A strategic merge patch: resources.limits.cpu must be removed explicitly (null).
+    const resources = {
+      ...MODULE_CONTAINER_SETTINGS.resources,
+      limits: { ...MODULE_CONTAINER_SETTINGS.resources.limits, cpu: null },
+    };
+    const container = { name, ...MODULE_CONTAINER_SETTINGS, resources };
+    const patch = { spec: { template: { spec: { containers: [container] } } } };
     await kubectl([
       "-n",
       NAMESPACE,

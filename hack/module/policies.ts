@@ -50,6 +50,21 @@ export const MODULE_PROBES = {
   livenessProbe: { httpGet: HEALTHZ, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
   readinessProbe: { httpGet: HEALTHZ, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
 };
+/**
+ * The module's container resources, in place of Pepr's (200m/256Mi requested, 500m/512Mi limit):
+ * no CPU limit. The admission server answers every pod create of an opted-in namespace inside the
+ * webhook's timeout, and a CFS quota of 500m makes it wait for the next 100 ms period exactly when
+ * a burst arrives: on the local cluster each replica was throttled in 40 of its first ~200 periods
+ * (1.4–1.7 s throttled) while it was only starting, and the validating webhook, which does no
+ * work, took p50 1.2 s in a 150-pod burst. The request still reserves the CPU it needs; the memory
+ * limit stays (a leak is killed, not swapped).
+ */
+export const MODULE_RESOURCES = {
+  requests: { cpu: "200m", memory: "256Mi" },
+  limits: { memory: "512Mi" },
+};
+/** What fix-dist, the chart and the `npx pepr deploy` path set on both module containers. */
+export const MODULE_CONTAINER_SETTINGS = { ...MODULE_PROBES, resources: MODULE_RESOURCES };
 /** The module's Deployments and their containers, as `npx pepr build` names them. */
 export const MODULE_CONTAINERS: Record<string, string> = {
   [MODULE_SERVICE_ACCOUNT]: "server",
@@ -79,7 +94,7 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
     // Split on the document separators and drop whole documents: the others stay byte for byte.
     const chunks = fs.readFileSync(file, "utf8").split(/^---\n/m);
     const keep = chunks.filter(c => !isStoreRbac(parseDocument(c).toJS() as Doc));
-    const scoped = keep.map(c => withModuleProbes(scopeWebhookDocument(c)));
+    const scoped = keep.map(c => withModuleSettings(scopeWebhookDocument(c)));
     const rescoped = scoped.filter((c, i) => c !== keep[i]).length;
     if (keep.length === chunks.length && !rescoped) continue;
     fs.writeFileSync(file, scoped.join("---\n"));
@@ -87,7 +102,7 @@ export function fixDist(dist = path.join(REPO_ROOT, "dist")): string[] {
       removed.push(`${f}: ${chunks.length - keep.length} store Role/RoleBinding`);
     if (rescoped)
       removed.push(
-        `${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces, or Deployment probes set`,
+        `${f}: ${rescoped} webhook configuration(s) scoped to opted-in namespaces, or Deployment probes and resources set`,
       );
   }
   for (const chart of fs.readdirSync(dist).filter(f => f.endsWith("-chart"))) {
@@ -133,23 +148,20 @@ export function scopeWebhookDocument(chunk: string): string {
   return stringify(obj);
 }
 
-/** A module Deployment document with MODULE_PROBES on its container; any other as it is. */
-export function withModuleProbes(chunk: string): string {
+/** A module Deployment document with MODULE_CONTAINER_SETTINGS on its container; any other as it is. */
+export function withModuleSettings(chunk: string): string {
   const obj = parseDocument(chunk).toJS() as Doc & {
     spec?: { template?: { spec?: { containers?: Record<string, unknown>[] } } };
   };
   const container = obj?.kind === "Deployment" && MODULE_CONTAINERS[obj.metadata?.name ?? ""];
   const c = container && obj.spec?.template?.spec?.containers?.find(c => c.name === container);
-  if (!c || isDeepStrictEqual(pickProbes(c), MODULE_PROBES)) return chunk;
-  Object.assign(c, structuredClone(MODULE_PROBES));
+  if (!c || isDeepStrictEqual(pickSettings(c), MODULE_CONTAINER_SETTINGS)) return chunk;
+  Object.assign(c, structuredClone(MODULE_CONTAINER_SETTINGS));
   return stringify(obj);
 }
 
-const pickProbes = (c: Record<string, unknown>) => ({
-  startupProbe: c.startupProbe,
-  livenessProbe: c.livenessProbe,
-  readinessProbe: c.readinessProbe,
-});
+const pickSettings = (c: Record<string, unknown>) =>
+  Object.fromEntries(Object.keys(MODULE_CONTAINER_SETTINGS).map(k => [k, c[k]]));
 
 /** kubectl arguments that remove what `npx pepr deploy` applied of the store RBAC. */
 export const deleteStoreRbacArgs = () => [

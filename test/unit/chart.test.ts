@@ -7,7 +7,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseAllDocuments, parseDocument, stringify } from "yaml";
-import { MODULE_PROBES, withModuleProbes } from "../../hack/module/policies";
+import {
+  MODULE_CONTAINER_SETTINGS,
+  MODULE_PROBES,
+  MODULE_RESOURCES,
+  withModuleSettings,
+} from "../../hack/module/policies";
 import { buildChart, readInputs } from "../../hack/chart/build";
 import { ChartFiles, TRANSFORMS, replaceOnce, transformChart } from "../../hack/chart/transforms";
 
@@ -220,11 +225,12 @@ test("a transform whose target moved fails loudly", t => {
   t.throws(() => transformChart(broken, inputs()), { message: /replicas/ });
 });
 
+type Settings = Record<keyof typeof MODULE_CONTAINER_SETTINGS, unknown>;
 type Probes = Record<keyof typeof MODULE_PROBES, unknown>;
 const containerOf = (doc: unknown) =>
-  (doc as { spec: { template: { spec: { containers: Probes[] } } } }).spec.template.spec
+  (doc as { spec: { template: { spec: { containers: Settings[] } } } }).spec.template.spec
     .containers[0];
-const probesOf = (c: Probes): Probes => ({
+const probesOf = (c: Settings): Probes => ({
   startupProbe: c.startupProbe,
   livenessProbe: c.livenessProbe,
   readinessProbe: c.readinessProbe,
@@ -243,7 +249,7 @@ test("both Deployments get the module's probes (a startup probe; liveness and re
   });
 });
 
-test("fix-dist sets the module's probes on the manifest's two Deployments only", t => {
+test("fix-dist sets the module's probes and resources (no CPU limit) on the manifest's two Deployments only", t => {
   const deployment = (name: string, container: string) =>
     stringify({
       apiVersion: "apps/v1",
@@ -257,6 +263,7 @@ test("fix-dist sets the module's probes on the manifest's two Deployments only",
                 name: container,
                 image: "pepr:1",
                 // Pepr's own: replaced.
+                resources: { limits: { cpu: "500m", memory: "512Mi" } },
                 livenessProbe: {
                   httpGet: { path: "/healthz", port: 3000 },
                   initialDelaySeconds: 10,
@@ -267,13 +274,33 @@ test("fix-dist sets the module's probes on the manifest's two Deployments only",
         },
       },
     });
-  const probesIn = (text: string) => probesOf(containerOf(parseDocument(text).toJS()));
-  t.deepEqual(probesIn(withModuleProbes(deployment("pepr-pepr-macvlan", "server"))), MODULE_PROBES);
-  const watcher = withModuleProbes(deployment("pepr-pepr-macvlan-watcher", "watcher"));
-  t.deepEqual(probesIn(watcher), MODULE_PROBES);
+  const settingsIn = (text: string) => {
+    const c = containerOf(parseDocument(text).toJS());
+    return { ...probesOf(c), resources: c.resources };
+  };
+  const server = withModuleSettings(deployment("pepr-pepr-macvlan", "server"));
+  t.deepEqual(settingsIn(server), MODULE_CONTAINER_SETTINGS);
+  const watcher = withModuleSettings(deployment("pepr-pepr-macvlan-watcher", "watcher"));
+  t.deepEqual(settingsIn(watcher), MODULE_CONTAINER_SETTINGS);
+  const limits = (settingsIn(watcher).resources as { limits: Record<string, string> }).limits;
+  t.deepEqual(Object.keys(limits), ["memory"], "Pepr's CPU limit is gone");
   const other = deployment("someone-else", "server");
-  t.is(withModuleProbes(other), other, "another Deployment is left as it is");
-  t.is(withModuleProbes(watcher), watcher, "already set: unchanged");
+  t.is(withModuleSettings(other), other, "another Deployment is left as it is");
+  t.is(withModuleSettings(watcher), watcher, "already set: unchanged");
+});
+
+test("both Deployments request CPU but have no CPU limit (a quota throttles admission in a burst); resources are values", t => {
+  const docs = render();
+  for (const name of ["pepr-pepr-macvlan", "pepr-pepr-macvlan-watcher"]) {
+    const d = docs.find(d => d.kind === "Deployment" && d.metadata?.name === name);
+    t.deepEqual(containerOf(d).resources, MODULE_RESOURCES, name);
+  }
+  const capped = render(["admission.resources.limits.cpu=1500m"]);
+  const d = capped.find(d => d.kind === "Deployment" && d.metadata?.name === "pepr-pepr-macvlan");
+  t.deepEqual(containerOf(d).resources, {
+    ...MODULE_RESOURCES,
+    limits: { ...MODULE_RESOURCES.limits, cpu: "1500m" },
+  });
 });
 
 test("a chart `npx pepr build` rewrote over a transformed one is transformed again", t => {
