@@ -53,7 +53,9 @@ async function measureAll(c: Cluster, o: ScaleOptions, phases: PhaseResult[]) {
 async function main(): Promise<void> {
   const o = scaleOptions(process.argv.slice(2));
   const started = new Date();
-  log(`bench:scale: phases ${o.phases.join(", ")} pods, ${o.nodes} kwok nodes, ${o.subnets} subnets`);
+  log(
+    `bench:scale: phases ${o.phases.join(", ")} pods, ${o.nodes} kwok nodes, ${o.subnets} subnets`,
+  );
   const c = await startCluster({ nodes: 2 });
   const kwok = new Kwok();
   const phases: PhaseResult[] = [];

@@ -47,9 +47,13 @@ export class Kwok {
 
   /** Starts kwok, logging to .cluster/logs/kwok.log. */
   start(): void {
-    const bin = execFileSync("bash", [path.join(REPO_ROOT, "hack", "build-kwok.sh"), "--print-path"], {
-      encoding: "utf8",
-    }).trim();
+    const bin = execFileSync(
+      "bash",
+      [path.join(REPO_ROOT, "hack", "build-kwok.sh"), "--print-path"],
+      {
+        encoding: "utf8",
+      },
+    ).trim();
     fs.mkdirSync(paths.logs, { recursive: true });
     const out = fs.openSync(path.join(paths.logs, "kwok.log"), "a");
     this.child = spawn(
@@ -62,7 +66,9 @@ export class Kwok {
       ],
       { stdio: ["ignore", out, out] },
     );
-    log(`kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`);
+    log(
+      `kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`,
+    );
   }
 
   /** Stops the kwok process this object started. */
@@ -77,7 +83,11 @@ async function keepKubeProxyOff(c: Cluster): Promise<void> {
     nodeAffinity: {
       requiredDuringSchedulingIgnoredDuringExecution: {
         nodeSelectorTerms: [
-          { matchExpressions: [{ key: KWOK_LABEL.key, operator: "NotIn", values: [KWOK_LABEL.value] }] },
+          {
+            matchExpressions: [
+              { key: KWOK_LABEL.key, operator: "NotIn", values: [KWOK_LABEL.value] },
+            ],
+          },
         ],
       },
     },

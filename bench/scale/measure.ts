@@ -68,7 +68,8 @@ export async function waitBound(
   let told = 0;
   let last = { bound: 0, leases: 0 };
   while (Date.now() - t0 < timeoutSeconds * 1000) {
-    const items = (await c.api.get("/apis/macvlan.dev/v1alpha1/macvlanleases")).items as LeaseItem[];
+    const items = (await c.api.get("/apis/macvlan.dev/v1alpha1/macvlanleases"))
+      .items as LeaseItem[];
     const bound = items.filter(
       l => l.status?.phase === "Bound" && l.spec?.podRef?.namespace?.startsWith("scale-ns-"),
     ).length;
@@ -130,7 +131,14 @@ export async function measureResync(c: Cluster, periodSeconds: number): Promise<
   while (Date.now() < deadline) {
     await sleep(3000);
     const out = await c.kubectl(
-      ["-n", NAMESPACE, "logs", `deployment/${WATCHER}`, "--timestamps", `--since-time=${since.toISOString()}`],
+      [
+        "-n",
+        NAMESPACE,
+        "logs",
+        `deployment/${WATCHER}`,
+        "--timestamps",
+        `--since-time=${since.toISOString()}`,
+      ],
       { timeoutMs: 60_000 },
     );
     for (const line of out.split("\n")) {
@@ -141,7 +149,14 @@ export async function measureResync(c: Cluster, periodSeconds: number): Promise<
       const d = delta(before, await metrics(c));
       const w = writeRequests(d, READ_AND_WRITE, NOT_RESYNC);
       const byResource = [...w.byResource.entries()].sort((a, b) => b[1] - a[1]);
-      return { ms: Number(m[4]), leases: +m[1], pods: +m[2], repairs: +m[3], requests: w.total, byResource };
+      return {
+        ms: Number(m[4]),
+        leases: +m[1],
+        pods: +m[2],
+        repairs: +m[3],
+        requests: w.total,
+        byResource,
+      };
     }
   }
   return { requests: 0, byResource: [] };

@@ -6,7 +6,15 @@ import { Cluster, macvlanSubnet, waitFor } from "../../test/integration/helpers"
 import { KWOK_LABEL, KWOK_TAINT } from "./kwok";
 
 /** The eight /18s of 198.18.0.0/15 but the first (the cluster's LAN and nodes). */
-const V4_18S = ["198.18.64", "198.18.128", "198.18.192", "198.19.0", "198.19.64", "198.19.128", "198.19.192"];
+const V4_18S = [
+  "198.18.64",
+  "198.18.128",
+  "198.18.192",
+  "198.19.0",
+  "198.19.64",
+  "198.19.128",
+  "198.19.192",
+];
 
 export const subnetName = (i: number) => `scale-${i % 2 ? "v6" : "v4"}-${Math.floor(i / 2)}`;
 export const namespaceOf = (i: number) => `scale-ns-${i}`;

@@ -32,17 +32,39 @@ const PEPR = /pepr/;
 function rows(p: PhaseResult): [string, string][] {
   const admit = webhookLatency(p.webhook, "admit", PEPR);
   const validating = webhookLatency(p.webhook, "validating", PEPR);
-  const top = p.resync.byResource.slice(0, 4).map(([k, v]) => `${k} ${v}`).join(", ");
+  const top = p.resync.byResource
+    .slice(0, 4)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
   return [
-    ["mutating webhook p50 / p99 (ms, apiserver histogram)", `${f(ms(admit.p50))} / ${f(ms(admit.p99))} (${admit.calls} calls)`],
+    [
+      "mutating webhook p50 / p99 (ms, apiserver histogram)",
+      `${f(ms(admit.p50))} / ${f(ms(admit.p99))} (${admit.calls} calls)`,
+    ],
     ["validating webhook p50 / p99 (ms)", `${f(ms(validating.p50))} / ${f(ms(validating.p99))}`],
-    ["pod create p50 / p99 (ms, client, incl. both webhooks)", `${f(quantile(p.create.latenciesMs, 0.5))} / ${f(quantile(p.create.latenciesMs, 0.99))}`],
+    [
+      "pod create p50 / p99 (ms, client, incl. both webhooks)",
+      `${f(quantile(p.create.latenciesMs, 0.5))} / ${f(quantile(p.create.latenciesMs, 0.99))}`,
+    ],
     ["creates (s) / failed", `${f(p.create.seconds, 1)} / ${p.create.failures}`],
-    ["all bench leases Bound (s from first create)", p.boundSeconds === undefined ? `not reached (${p.bound})` : f(p.boundSeconds, 1)],
+    [
+      "all bench leases Bound (s from first create)",
+      p.boundSeconds === undefined ? `not reached (${p.bound})` : f(p.boundSeconds, 1),
+    ],
     ["leases in the cluster (incl. replicas' pools)", String(p.leases)],
     ["watcher RSS (MiB)", f(p.rss.watcherMiB)],
-    ["admission replicas RSS (MiB)", admissionSum(p.rss).map(v => f(v)).join(" / ") || "—"],
-    ["resync (ms, watcher log)", p.resync.ms === undefined ? "not seen" : `${p.resync.ms} (${p.resync.leases} leases, ${p.resync.pods} pods, ${p.resync.repairs} repairs)`],
+    [
+      "admission replicas RSS (MiB)",
+      admissionSum(p.rss)
+        .map(v => f(v))
+        .join(" / ") || "—",
+    ],
+    [
+      "resync (ms, watcher log)",
+      p.resync.ms === undefined
+        ? "not seen"
+        : `${p.resync.ms} (${p.resync.leases} leases, ${p.resync.pods} pods, ${p.resync.repairs} repairs)`,
+    ],
     ["resync window API requests", `${p.resync.requests}${top ? ` (${top})` : ""}`],
     ["admission restart: delete → new pod Ready (s)", f(p.restart.deleteToReadySeconds, 1)],
     ["admission restart: container start → Ready (s)", f(p.restart.startToReadySeconds, 0)],
@@ -55,7 +77,14 @@ export function phaseTable(phases: PhaseResult[], baseline?: ModuleRss): string 
   const all = phases.map(rows);
   const body = all[0].map((r, i) => [r[0], ...all.map(a => a[i][1])]);
   const lines = [head, head.map(() => "---"), ...body];
-  if (baseline) lines.push(["RSS before any pod: watcher / admission (MiB)", `${f(baseline.watcherMiB)} / ${admissionSum(baseline).map(v => f(v)).join(" / ")}`, ...phases.slice(1).map(() => "")]);
+  if (baseline)
+    lines.push([
+      "RSS before any pod: watcher / admission (MiB)",
+      `${f(baseline.watcherMiB)} / ${admissionSum(baseline)
+        .map(v => f(v))
+        .join(" / ")}`,
+      ...phases.slice(1).map(() => ""),
+    ]);
   return lines.map(r => `| ${r.join(" | ")} |`).join("\n");
 }
 
@@ -69,13 +98,25 @@ function growth(a: PhaseResult, b: PhaseResult): Growth[] {
   const p99 = (p: PhaseResult) => ms(webhookLatency(p.webhook, "admit", PEPR).p99);
   return [
     { what: "mutating webhook p99 (ms)", first: p99(a), last: p99(b) },
-    { what: "client create p99 (ms)", first: quantile(a.create.latenciesMs, 0.99), last: quantile(b.create.latenciesMs, 0.99) },
+    {
+      what: "client create p99 (ms)",
+      first: quantile(a.create.latenciesMs, 0.99),
+      last: quantile(b.create.latenciesMs, 0.99),
+    },
     { what: "all Bound (s)", first: a.boundSeconds, last: b.boundSeconds },
     { what: "watcher RSS (MiB)", first: a.rss.watcherMiB, last: b.rss.watcherMiB },
-    { what: "largest admission replica RSS (MiB)", first: admissionMax(a.rss), last: admissionMax(b.rss) },
+    {
+      what: "largest admission replica RSS (MiB)",
+      first: admissionMax(a.rss),
+      last: admissionMax(b.rss),
+    },
     { what: "resync (ms)", first: a.resync.ms, last: b.resync.ms },
     { what: "resync window API requests", first: a.resync.requests, last: b.resync.requests },
-    { what: "admission restart delete → Ready (s)", first: a.restart.deleteToReadySeconds, last: b.restart.deleteToReadySeconds },
+    {
+      what: "admission restart delete → Ready (s)",
+      first: a.restart.deleteToReadySeconds,
+      last: b.restart.deleteToReadySeconds,
+    },
   ];
 }
 
@@ -84,7 +125,12 @@ export function growthTable(phases: PhaseResult[]): string {
   const a = phases[0];
   const b = phases[phases.length - 1];
   const head = ["figure", `${a.pods} pods`, `${b.pods} pods`, "×"];
-  const body = growth(a, b).map(g => [g.what, f(g.first, 1), f(g.last, 1), g.first && g.last !== undefined ? (g.last / g.first).toFixed(2) : "—"]);
+  const body = growth(a, b).map(g => [
+    g.what,
+    f(g.first, 1),
+    f(g.last, 1),
+    g.first && g.last !== undefined ? (g.last / g.first).toFixed(2) : "—",
+  ]);
   return [head, head.map(() => "---"), ...body].map(r => `| ${r.join(" | ")} |`).join("\n");
 }
 
@@ -95,17 +141,23 @@ const perLease = (a: PhaseResult, b: PhaseResult, pick: (r: ModuleRss) => number
 export function targets(phases: PhaseResult[]): string {
   const last = phases[phases.length - 1];
   const p99 = ms(webhookLatency(last.webhook, "admit", PEPR).p99);
-  const lines = [`- admission p99 ≤ ${TARGET_P99_MS} ms at ${last.pods} pods: mutating webhook p99 ${f(p99)} ms — ${p99 !== undefined && p99 <= TARGET_P99_MS ? "met" : "not met"}`];
+  const lines = [
+    `- admission p99 ≤ ${TARGET_P99_MS} ms at ${last.pods} pods: mutating webhook p99 ${f(p99)} ms — ${p99 !== undefined && p99 <= TARGET_P99_MS ? "met" : "not met"}`,
+  ];
   if (phases.length > 1) {
     const a = phases[0];
     const w = perLease(a, last, r => r.watcherMiB);
     const r = perLease(a, last, admissionMax);
     const ok = (v?: number) => (v !== undefined && v <= TARGET_KIB_PER_LEASE ? "met" : "not met");
-    lines.push(`- memory ≤ ${TARGET_KIB_PER_LEASE} KiB per lease (${a.leases} → ${last.leases} leases): watcher ${f(w, 2)} KiB/lease — ${ok(w)}; largest admission replica ${f(r, 2)} KiB/lease — ${ok(r)} (two points; RSS includes V8's heap slack, so one sample is noisy)`);
+    lines.push(
+      `- memory ≤ ${TARGET_KIB_PER_LEASE} KiB per lease (${a.leases} → ${last.leases} leases): watcher ${f(w, 2)} KiB/lease — ${ok(w)}; largest admission replica ${f(r, 2)} KiB/lease — ${ok(r)} (two points; RSS includes V8's heap slack, so one sample is noisy)`,
+    );
   }
   const s = last.restart.startToReadySeconds;
   const d = last.restart.deleteToReadySeconds;
-  lines.push(`- replica Ready ≤ ${TARGET_READY_S} s of start at ${last.leases} leases: container start → Ready ${f(s)} s (delete → Ready ${f(d, 1)} s) — ${s !== undefined && s <= TARGET_READY_S ? "met" : "not met"}`);
+  lines.push(
+    `- replica Ready ≤ ${TARGET_READY_S} s of start at ${last.leases} leases: container start → Ready ${f(s)} s (delete → Ready ${f(d, 1)} s) — ${s !== undefined && s <= TARGET_READY_S ? "met" : "not met"}`,
+  );
   return lines.join("\n");
 }
 
