@@ -47,28 +47,25 @@ export class Kwok {
 
   /** Starts kwok, logging to .cluster/logs/kwok.log. */
   start(): void {
-    const bin = execFileSync(
-      "bash",
-      [path.join(REPO_ROOT, "hack", "build-kwok.sh"), "--print-path"],
-      {
-        encoding: "utf8",
-      },
-    ).trim();
+    const script = path.join(REPO_ROOT, "hack", "build-kwok.sh");
+    const bin = execFileSync("bash", [script, "--print-path"], { encoding: "utf8" }).trim();
+    const stages = execFileSync("bash", [script, "--print-stages"], { encoding: "utf8" }).trim();
+    const configs = fs.readdirSync(stages).map(f => `--config=${path.join(stages, f)}`);
     fs.mkdirSync(paths.logs, { recursive: true });
     const out = fs.openSync(path.join(paths.logs, "kwok.log"), "a");
     this.child = spawn(
       bin,
       [
         `--kubeconfig=${paths.kubeconfig}`,
+        ...configs,
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--node-lease-duration-seconds=40",
         `--cidr=${POD_CIDR}`,
         `--node-ip=${NODE_IP}`,
       ],
       { stdio: ["ignore", out, out] },
     );
-    log(
-      `kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`,
-    );
+    log(`kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`);
   }
 
   /** Stops the kwok process this object started. */
