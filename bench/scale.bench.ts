@@ -34,20 +34,37 @@ function report(o: ScaleOptions, started: Date, phases: PhaseResult[], baseline?
   ].join("\n");
 }
 
-async function measureAll(c: Cluster, o: ScaleOptions, phases: PhaseResult[]) {
+async function measureAll(
+  c: Cluster,
+  o: ScaleOptions,
+  phases: PhaseResult[],
+  state: { baseline?: ModuleRss },
+): Promise<void> {
   const t = await createFakeNodes(c, o.nodes);
   log(`${o.nodes} kwok nodes Ready in ${t.toFixed(1)} s`);
   await createSubnets(c, o.subnets);
   log(`${o.subnets} MacvlanSubnets Ready`);
   await sleep(10_000);
   const baseline = await moduleRss(c);
+  state.baseline = baseline;
   let from = 0;
   for (const to of o.phases) {
     phases.push(await runPhase(c, o, from, to));
     from = to;
     console.log(`\n${phaseTable(phases, baseline)}\n`);
   }
-  return baseline;
+}
+
+function writeResults(o: ScaleOptions, started: Date, phases: PhaseResult[], baseline?: ModuleRss) {
+  if (!phases.length) return;
+  const text = report(o, started, phases, baseline);
+  console.log(`\n${text}`);
+  if (!o.writeResults) return;
+  fs.mkdirSync(o.resultsDir, { recursive: true });
+  const file = path.join(o.resultsDir, `${started.toISOString().slice(0, 10)}-scale.md`);
+  const head = fs.existsSync(file) ? "" : "# bench:scale results\n\n";
+  fs.appendFileSync(file, `${head}${text}\n`);
+  log(`appended to ${path.relative(process.cwd(), file)}`);
 }
 
 async function main(): Promise<void> {
@@ -59,23 +76,22 @@ async function main(): Promise<void> {
   const c = await startCluster({ nodes: 2 });
   const kwok = new Kwok();
   const phases: PhaseResult[] = [];
-  let baseline: ModuleRss | undefined;
+  const state: { baseline?: ModuleRss } = {};
+  // SIGTERM/SIGINT (a run cut short): the phases measured so far are still written, then teardown.
+  const stop = (sig: string) => {
+    log(`${sig}: writing the phases measured so far and tearing down`);
+    writeResults(o, started, phases, state.baseline);
+    kwok.stop();
+    void c.down().finally(() => process.exit(130));
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
   try {
     await deploy({ agent: false, env: { MACVLAN_RESYNC_SECONDS: String(o.resyncSeconds) } });
     kwok.start();
-    baseline = await measureAll(c, o, phases);
+    await measureAll(c, o, phases, state);
   } finally {
-    if (phases.length) {
-      const text = report(o, started, phases, baseline);
-      console.log(`\n${text}`);
-      if (o.writeResults) {
-        fs.mkdirSync(o.resultsDir, { recursive: true });
-        const file = path.join(o.resultsDir, `${started.toISOString().slice(0, 10)}-scale.md`);
-        const head = fs.existsSync(file) ? "" : "# bench:scale results\n\n";
-        fs.appendFileSync(file, `${head}${text}\n`);
-        log(`appended to ${path.relative(process.cwd(), file)}`);
-      }
-    }
+    writeResults(o, started, phases, state.baseline);
     kwok.stop();
     await c.down();
   }

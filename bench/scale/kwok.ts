@@ -60,6 +60,7 @@ export class Kwok {
         ...configs,
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--node-lease-duration-seconds=40",
+        "--v=WARN",
         `--cidr=${POD_CIDR}`,
         `--node-ip=${NODE_IP}`,
       ],

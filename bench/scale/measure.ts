@@ -79,7 +79,7 @@ export async function waitBound(
       told = Date.now();
       log(`${bound}/${want} bench leases Bound (${items.length} leases in all)`);
     }
-    await sleep(2000);
+    await sleep(want > 2000 ? 5000 : 2000); // a list of 10,000s of leases is not free
   }
   return last;
 }
