@@ -23,10 +23,14 @@ function report(o: ScaleOptions, started: Date, phases: PhaseResult[], baseline?
     "",
     phaseTable(phases, baseline),
     "",
-    `Growth from ${phases[0].pods} to ${phases[phases.length - 1].pods} pods:`,
-    "",
-    growthTable(phases),
-    "",
+    ...(phases.length > 1
+      ? [
+          `Growth from ${phases[0].pods} to ${phases[phases.length - 1].pods} pods:`,
+          "",
+          growthTable(phases),
+          "",
+        ]
+      : ["Growth: only one phase finished.", ""]),
     "Targets:",
     "",
     targets(phases),

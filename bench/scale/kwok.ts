@@ -66,7 +66,9 @@ export class Kwok {
       ],
       { stdio: ["ignore", out, out] },
     );
-    log(`kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`);
+    log(
+      `kwok started (pid ${this.child.pid}, log ${path.relative(REPO_ROOT, paths.logs)}/kwok.log)`,
+    );
   }
 
   /** Stops the kwok process this object started. */
