@@ -90,16 +90,24 @@ export function webhookRejections(d: Samples, match: RegExp): Record<string, num
 
 export const WRITE_VERBS = ["POST", "PUT", "PATCH", "DELETE", "APPLY"];
 
-/** Write requests (POST/PUT/PATCH/DELETE and server-side APPLY) in total and by resource. */
-export function writeRequests(d: Samples): { total: number; byResource: Map<string, number> } {
+/**
+ * Write requests (POST/PUT/PATCH/DELETE and server-side APPLY; or the given verbs) in total and by
+ * "VERB resource[.group][/subresource]", less those `skip` rejects.
+ */
+export function writeRequests(
+  d: Samples,
+  verbs: string[] = WRITE_VERBS,
+  skip: (key: string) => boolean = () => false,
+): { total: number; byResource: Map<string, number> } {
   const byResource = new Map<string, number>();
   let total = 0;
   for (const [k, v] of d) {
     if (!k.startsWith("apiserver_request_total{") || !v) continue;
     const l = labels(k);
-    if (!WRITE_VERBS.includes(l.verb)) continue;
-    total += v;
+    if (!verbs.includes(l.verb)) continue;
     const r = `${l.verb} ${l.group ? `${l.resource}.${l.group}` : l.resource}${l.subresource ? `/${l.subresource}` : ""}`;
+    if (skip(r)) continue;
+    total += v;
     byResource.set(r, (byResource.get(r) ?? 0) + v);
   }
   return { total, byResource };

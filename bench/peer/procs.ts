@@ -123,3 +123,31 @@ export class ProcSampler {
     return [...out.values()].sort((a, b) => a.group.localeCompare(b.group));
   }
 }
+
+export interface ModuleProcess {
+  role: "watcher" | "admission";
+  /** The pod's uid, from the process's cgroup path (…/pod<uid>/…). */
+  podUid: string;
+  rssKiB: number;
+}
+
+/** RSS of each of the module's node processes now (bench:scale reads it per replica). */
+export function moduleProcesses(): ModuleProcess[] {
+  const out: ModuleProcess[] = [];
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const group = groupOf(e, argv(e));
+    if (!group?.startsWith("pepr watcher") && !group?.startsWith("pepr admission")) continue;
+    const p = readProc(Number(e), false);
+    let cgroup = "";
+    try {
+      cgroup = fs.readFileSync(`/proc/${e}/cgroup`, "utf8");
+    } catch {
+      continue;
+    }
+    const uid = /pod([0-9a-f]{8}[-_][0-9a-f_-]{27})/.exec(cgroup)?.[1]?.replace(/_/g, "-");
+    if (!p || !uid) continue;
+    out.push({ role: isWatcher(e) ? "watcher" : "admission", podUid: uid, rssKiB: p.rssKiB });
+  }
+  return out;
+}

@@ -67,7 +67,8 @@ const net1Ips = (p: Json): string[] => {
   }
 };
 
-async function metrics(c: Cluster): Promise<Samples> {
+/** The API server's own /metrics, parsed (METRIC_NAMES). */
+export async function metrics(c: Cluster): Promise<Samples> {
   const text = await c.kubectl(["get", "--raw", "/metrics"], { timeoutMs: 120_000 });
   return parseMetrics(text, METRIC_NAMES);
 }
